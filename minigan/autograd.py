@@ -1,0 +1,224 @@
+"""The graph and the backward pass.
+
+A `Function` is one op: `forward` works on raw NumPy/CuPy arrays, `backward`
+is written with minigan's own differentiable ops, so the gradient it returns
+is itself a graph when `create_graph=True`: that is all double backprop needs.
+
+Each output tensor points to the Function that made it (`creator`); a Function
+holds its input tensors and only weak references to its outputs, so the graph
+has no reference cycles and dies with its last tensor.
+"""
+import contextlib
+import heapq
+import weakref
+
+_grad_enabled = True          # grad mode: the one global switch, like torch's
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode):
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph (inference, optimiser updates)."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+class Function:
+    """Base class of every op. Subclasses define forward(*arrays) and backward(*grads).
+
+    In backward, `self.inputs` are the input Tensors, `self.output(i)` the i-th
+    output Tensor, and `self.needs_input_grad[i]` says whether input i wants a
+    gradient (return None for those that don't, and skip their work).
+    """
+    generation = 0
+    inputs = None
+
+    def __call__(self, *inputs):
+        from .tensor import Tensor
+        for x in inputs:
+            if x is not None and not isinstance(x, Tensor):
+                raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
+        ys = self.forward(*[None if x is None else x.data for x in inputs])
+        single = not isinstance(ys, tuple)
+        outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
+        if _grad_enabled and any(x is not None and x.requires_grad for x in inputs):
+            self.inputs = inputs
+            self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
+            self.generation = max(x.generation for x in inputs if x is not None)
+            for y in outputs:
+                y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
+            self._outputs = tuple(weakref.ref(y) for y in outputs)
+        return outputs[0] if single else outputs
+
+    def output(self, i=0):
+        return self._outputs[i]()
+
+    def forward(self, *xs):
+        raise NotImplementedError(f'{type(self).__name__} has no forward')
+
+    def backward(self, *gys):
+        raise NotImplementedError(f'{type(self).__name__} is not differentiable')
+
+
+def _functions_leading_to(roots, targets):
+    """The set of Functions from which some target tensor is reachable (walking inputs)."""
+    target_ids = {id(t) for t in targets}
+    useful = {}                       # id(function) -> bool
+    stack = [t.creator for t in roots if t.creator is not None]
+    while stack:                      # iterative post-order walk, memoised
+        f = stack[-1]
+        if id(f) in useful:
+            stack.pop()
+            continue
+        if f.inputs is None:
+            raise RuntimeError('this graph was already freed by a backward pass; '
+                               'pass retain_graph=True to the first backward to reuse it')
+        pending = [x.creator for x in f.inputs if x is not None and x.creator is not None
+                   and id(x.creator) not in useful]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        useful[id(f)] = any(x is not None and x.requires_grad and
+                            (id(x) in target_ids or (x.creator is not None and useful[id(x.creator)]))
+                            for x in f.inputs)
+    return useful
+
+
+def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_graph=None):
+    """Propagate gradients from `outputs`; return {id(tensor): (tensor, grad)} for the targets.
+
+    targets are `inputs` when given (mg.grad), else every leaf that requires grad.
+    """
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    useful = None if inputs is None else _functions_leading_to(outputs, inputs)
+    target_ids = None if inputs is None else {id(t) for t in inputs}
+
+    def wanted(x):                    # does input x need a gradient?
+        if x is None or not x.requires_grad:
+            return False
+        if target_ids is None:
+            return True
+        return id(x) in target_ids or (x.creator is not None and useful.get(id(x.creator), False))
+
+    grads, result, heap, seen = {}, {}, [], set()
+
+    def add_grad(x, g):
+        if id(x) in grads:
+            grads[id(x)] = (x, grads[id(x)][1] + g)
+        else:
+            grads[id(x)] = (x, g)
+        f = x.creator
+        if f is not None and id(f) not in seen:
+            if f.inputs is None:
+                raise RuntimeError('this graph was already freed by a backward pass; '
+                                   'pass retain_graph=True to the first backward to reuse it')
+            seen.add(id(f))
+            heapq.heappush(heap, (-f.generation, id(f), f))
+
+    with set_grad_enabled(create_graph):
+        for y, gy in zip(outputs, grad_outputs):
+            add_grad(y, gy)
+        while heap:
+            _, _, f = heapq.heappop(heap)
+            gys = []
+            for ref in f._outputs:
+                y = ref()
+                entry = grads.pop(id(y), None) if y is not None else None
+                if entry is not None and target_ids is not None and id(y) in target_ids:
+                    result[id(y)] = entry
+                gys.append(None if entry is None else entry[1])
+            needs = tuple(wanted(x) for x in f.inputs)
+            if any(needs) and any(g is not None for g in gys):
+                gys = [g if g is not None else _zeros_like_output(f, i) for i, g in enumerate(gys)]
+                f.needs_input_grad = needs
+                gxs = f.backward(*gys)
+                gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+                if len(gxs) != len(f.inputs):
+                    raise RuntimeError(f'{type(f).__name__}.backward returned {len(gxs)} gradients '
+                                       f'for {len(f.inputs)} inputs')
+                for x, need, gx in zip(f.inputs, needs, gxs):
+                    if need and gx is not None:
+                        if gx.shape != x.shape:
+                            raise RuntimeError(f'{type(f).__name__}.backward returned a gradient of shape '
+                                               f'{gx.shape} for an input of shape {x.shape}')
+                        add_grad(x, gx)
+            if not retain_graph:
+                f.inputs = None       # free the graph: the saved tensors go with it
+    for key, entry in grads.items():  # what is left: leaves, and targets without a creator
+        if target_ids is None or key in target_ids:
+            result[key] = entry
+    return result
+
+
+def _zeros_like_output(f, i):
+    from .tensor import Tensor
+    y = f.output(i)
+    return Tensor(y.data * 0)
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, as new Tensors; `.grad` is left alone.
+
+    With create_graph=True the returned gradients are part of the graph and can
+    be differentiated again (the WGAN-GP penalty does this).
+    """
+    from .tensor import Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    grad_outputs = _default_grad_outputs(outputs, grad_outputs)
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f'input {i} of grad() does not require grad: call requires_grad_() on it')
+    found = run_backward(outputs, grad_outputs, inputs, create_graph, retain_graph)
+    results = []
+    for i, x in enumerate(inputs):
+        if id(x) in found:
+            results.append(found[id(x)][1])
+        elif allow_unused:
+            results.append(None)
+        else:
+            raise RuntimeError(f'input {i} of grad() was not used to compute the outputs; '
+                               'pass allow_unused=True to get None for it')
+    return tuple(results)
+
+
+def _default_grad_outputs(outputs, grad_outputs):
+    from .tensor import Tensor
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f'got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs')
+    result = []
+    for i, (y, g) in enumerate(zip(outputs, grad_outputs)):
+        if not y.requires_grad:
+            raise RuntimeError(f'output {i} does not require grad and has no graph: '
+                               'did you compute it under no_grad() or from detached tensors?')
+        if g is None:
+            if y.data.size != 1:
+                raise RuntimeError(f'output {i} has shape {y.shape}: a gradient can be implied only for '
+                                   'a single-element output; pass grad_outputs (or backward(grad))')
+            g = Tensor(y.data * 0 + 1)
+        elif not isinstance(g, Tensor):
+            g = Tensor(g)
+        if g.shape != y.shape:
+            raise ValueError(f'grad_output {i} has shape {g.shape}, but the output has shape {y.shape}')
+        result.append(g)
+    return result

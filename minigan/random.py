@@ -1,0 +1,75 @@
+"""minigan's random numbers: one NumPy Generator, reseeded by manual_seed.
+
+Tensors made on "cuda" are drawn on the host and copied, so a seed gives the
+same numbers on either device."""
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Reseed the generator behind randn, rand, dropout masks and weight init."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+def generator():
+    return _generator
+
+
+def get_rng_state():
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state):
+    _generator.bit_generator.state = state
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def _make(arr, dtype, device, requires_grad):
+    arr = arr.astype(dtype, copy=False)
+    if device is not None:
+        arr = backend.to_device(arr, device)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=np.float32, device=None, requires_grad=False):
+    return _make(_generator.standard_normal(_shape(shape)), dtype, device, requires_grad)
+
+
+def rand(*shape, dtype=np.float32, device=None, requires_grad=False):
+    return _make(_generator.random(_shape(shape)), dtype, device, requires_grad)
+
+
+def randint(low, high, shape, dtype=np.int64, device=None):
+    return _make(_generator.integers(low, high, size=_shape((shape,))), dtype, device, False)
+
+
+def zeros(*shape, dtype=np.float32, device=None, requires_grad=False):
+    return _make(np.zeros(_shape(shape)), dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=np.float32, device=None, requires_grad=False):
+    return _make(np.ones(_shape(shape)), dtype, device, requires_grad)
+
+
+def full(shape, value, dtype=np.float32, device=None, requires_grad=False):
+    return _make(np.full(_shape((shape,)), value), dtype, device, requires_grad)
+
+
+def zeros_like(x, requires_grad=False):
+    return Tensor(x.data * 0, requires_grad=requires_grad)
+
+
+def ones_like(x, requires_grad=False):
+    return Tensor(x.data * 0 + 1, requires_grad=requires_grad)
+
+
+def randn_like(x, requires_grad=False):
+    return randn(*x.shape, dtype=x.dtype, device=x.device, requires_grad=requires_grad)

@@ -1,0 +1,264 @@
+"""Tensor: an array (NumPy or CuPy), a flag saying whether it wants a gradient,
+and for results of ops a link to the Function that made it.
+
+Operators and methods are thin wrappers over minigan.functional.
+"""
+import numbers
+
+import numpy as np
+
+from . import autograd, backend
+
+
+class Tensor:
+    __array_ufunc__ = None     # `ndarray * tensor` defers to Tensor.__rmul__
+    __hash__ = object.__hash__  # == is elementwise, so hash by identity as torch does
+
+    def __init__(self, data, requires_grad=False):
+        if not hasattr(data, 'dtype'):
+            data = np.asarray(data)
+        self.data = data
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_()
+
+    # ---- what it is ----------------------------------------------------
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.creator is None)
+    T = property(lambda self: self.transpose())
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        extra = f', device={self.device}' if self.device != 'cpu' else ''
+        grad = ', requires_grad=True' if self.requires_grad else ''
+        body = np.array2string(self.numpy(), precision=4, separator=', ', prefix='tensor(')
+        return f'tensor({body}, dtype={self.dtype}{extra}{grad})'
+
+    # ---- conversions ---------------------------------------------------
+    def numpy(self):
+        """A host NumPy copy of the data."""
+        return np.array(backend.to_device(self.data, 'cpu'), copy=True)
+
+    def __array__(self, dtype=None, copy=None):
+        a = backend.to_device(self.data, 'cpu')
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f'item() needs a single-element tensor, this one has shape {self.shape}')
+        return self.data.reshape(()).item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def to(self, device=None, dtype=None):
+        """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes."""
+        x = self
+        if isinstance(device, (np.dtype, type)) and dtype is None:
+            device, dtype = None, device
+        if device is not None and backend.check_device(device) != self.device:
+            x = F.to_device(x, backend.check_device(device))
+        if dtype is not None and np.dtype(dtype) != x.dtype:
+            x = F.cast(x, dtype)
+        return x
+
+    def cpu(self):
+        return self.to('cpu')
+
+    def cuda(self):
+        return self.to('cuda')
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def astype(self, dtype):
+        return self.to(dtype=dtype)
+
+    # ---- autograd ------------------------------------------------------
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind not in 'fc':
+            raise TypeError(f'only floating-point tensors can require grad, this one is {self.dtype}')
+        if not requires_grad and self.creator is not None:
+            raise RuntimeError('requires_grad can be turned off only on leaf tensors: use detach()')
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad (only leaves keep .grad)."""
+        grads = autograd._default_grad_outputs([self], None if grad is None else [grad])
+        found = autograd.run_backward([self], grads, None, create_graph, retain_graph)
+        for leaf, g in found.values():
+            if leaf.creator is None:
+                g = g if create_graph else Tensor(g.data)
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def zero_(self):
+        self.data[...] = 0
+        return self
+
+    # ---- arithmetic ----------------------------------------------------
+    def __add__(self, other): return F.add(self, other)
+    def __radd__(self, other): return F.add(other, self)
+    def __sub__(self, other): return F.sub(self, other)
+    def __rsub__(self, other): return F.sub(other, self)
+    def __mul__(self, other): return F.mul(self, other)
+    def __rmul__(self, other): return F.mul(other, self)
+    def __truediv__(self, other): return F.div(self, other)
+    def __rtruediv__(self, other): return F.div(other, self)
+    def __pow__(self, other): return F.pow(self, other)
+    def __rpow__(self, other): return F.pow(other, self)
+    def __matmul__(self, other): return F.matmul(self, other)
+    def __rmatmul__(self, other): return F.matmul(other, self)
+    def __neg__(self): return F.neg(self)
+    def __pos__(self): return self
+
+    # comparisons give boolean tensors that carry no gradient
+    def _compare(self, other, op):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(op(self.data, other))
+
+    def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
+    def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
+    def __gt__(self, other): return self._compare(other, lambda a, b: a > b)
+    def __ge__(self, other): return self._compare(other, lambda a, b: a >= b)
+    def __eq__(self, other): return self._compare(other, lambda a, b: a == b)
+    def __ne__(self, other): return self._compare(other, lambda a, b: a != b)
+
+    def __getitem__(self, index): return F.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError('in-place assignment into a tensor that requires grad would corrupt its '
+                               'gradient: build a new tensor, or assign under mg.no_grad()')
+        index = index.data if isinstance(index, Tensor) else index
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    # ---- methods -------------------------------------------------------
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def abs(self): return F.abs(self)
+    def clamp(self, min=None, max=None): return F.clamp(self, min, max)
+    clip = clamp
+    def tanh(self): return F.tanh(self)
+    def sigmoid(self): return F.sigmoid(self)
+    def relu(self): return F.relu(self)
+
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return F.sum(self, _axis(axis, dim), _keep(keepdims, keepdim))
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return F.mean(self, _axis(axis, dim), _keep(keepdims, keepdim))
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return F.max(self, _axis(axis, dim), _keep(keepdims, keepdim))
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return F.min(self, _axis(axis, dim), _keep(keepdims, keepdim))
+
+    def var(self, axis=None, keepdims=False, unbiased=True, *, dim=None, keepdim=None):
+        return F.var(self, _axis(axis, dim), _keep(keepdims, keepdim), unbiased)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis = _axis(axis, dim)
+        xp = backend.get_array_module(self.data)
+        out = xp.argmax(self.data, axis=axis)
+        return Tensor(xp.expand_dims(out, axis) if _keep(keepdims, keepdim) and axis is not None else out)
+
+    def reshape(self, *shape): return F.reshape(self, _shape_args(shape))
+    view = reshape
+    def flatten(self, start_dim=0, end_dim=-1): return F.flatten(self, start_dim, end_dim)
+    def permute(self, *dims): return F.permute(self, _shape_args(dims))
+    def squeeze(self, dim=None): return F.squeeze(self, dim)
+    def unsqueeze(self, dim): return F.unsqueeze(self, dim)
+    def expand(self, *shape): return F.broadcast_to(self, _shape_args(shape))
+    broadcast_to = expand
+
+    def transpose(self, *dims):
+        """transpose(d0, d1) swaps two dims as in PyTorch; transpose() or transpose(axes) permutes as in NumPy."""
+        dims = _shape_args(dims)
+        if len(dims) == 2:
+            perm = list(range(self.ndim))
+            perm[dims[0]], perm[dims[1]] = perm[dims[1]], perm[dims[0]]
+            return F.permute(self, tuple(perm))
+        return F.permute(self, dims if dims else tuple(reversed(range(self.ndim))))
+
+def _axis(axis, dim):
+    return dim if dim is not None else axis
+
+
+def _keep(keepdims, keepdim):
+    return keepdim if keepdim is not None else keepdims
+
+
+def _shape_args(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+# ---- creation ------------------------------------------------------------
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """A new leaf tensor. NumPy arrays keep their dtype; Python floats become
+    float32 and Python ints int64, as in PyTorch."""
+    if isinstance(data, Tensor):
+        arr = data.data.copy()
+    elif hasattr(data, 'dtype') and hasattr(data, 'shape'):
+        arr = data.copy()
+    else:
+        arr = np.array(data)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind in 'iu':
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind not in 'fb':
+            raise TypeError(f'cannot make a tensor from {type(data).__name__} holding {arr.dtype} values')
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    if device is not None:
+        arr = backend.to_device(arr, device)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def as_tensor(value, like=None):
+    """Tensors pass through; scalars take the dtype of `like` (Python floats do not promote float32)."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None:
+        xp = backend.get_array_module(like.data)
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
+            if like.dtype.kind == 'f' or isinstance(value, numbers.Integral):
+                return Tensor(xp.asarray(value, dtype=like.dtype))
+            return Tensor(xp.asarray(value, dtype=np.float32))
+        return Tensor(xp.asarray(value))
+    return tensor(value)
+
+
+from . import functional as F  # noqa: E402  (the ops need Tensor defined first)
