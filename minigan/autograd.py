@@ -12,6 +12,8 @@ import contextlib
 import heapq
 import weakref
 
+import numpy as np
+
 _grad_enabled = True          # grad mode: the one global switch, like torch's
 
 
@@ -60,9 +62,12 @@ class Function:
             self.inputs = inputs
             self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
             self.generation = max(x.generation for x in inputs if x is not None)
-            for y in outputs:
-                y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
+            for y in outputs:             # integer/bool outputs carry no gradient, as in PyTorch
+                if y.dtype.kind in 'fc':
+                    y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
             self._outputs = tuple(weakref.ref(y) for y in outputs)
+            # enough to build a zero gradient for an output that was dropped before backward
+            self._output_specs = tuple((y.shape, y.dtype, type(y.data)) for y in outputs)
         return outputs[0] if single else outputs
 
     def output(self, i=0):
@@ -157,6 +162,8 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
                         if gx.shape != x.shape:
                             raise RuntimeError(f'{type(f).__name__}.backward returned a gradient of shape '
                                                f'{gx.shape} for an input of shape {x.shape}')
+                        if gx.dtype != x.dtype:   # mixed-dtype ops: the gradient takes its input's dtype
+                            gx = gx.to(dtype=x.dtype)
                         add_grad(x, gx)
             if not retain_graph:
                 f.inputs = None       # free the graph: the saved tensors go with it
@@ -167,9 +174,13 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
 
 
 def _zeros_like_output(f, i):
+    """A zero gradient for output i, built from its recorded shape (the output itself may be gone)."""
+    import numpy as np
+    from .backend import cupy_or_raise
     from .tensor import Tensor
-    y = f.output(i)
-    return Tensor(y.data * 0)
+    shape, dtype, array_type = f._output_specs[i]
+    xp = cupy_or_raise() if array_type.__module__.startswith('cupy') else np
+    return Tensor(xp.zeros(shape, dtype))
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
@@ -198,7 +209,12 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     return tuple(results)
 
 
+class GradShapeError(ValueError, RuntimeError):
+    """A grad_output whose shape differs from its output's (a RuntimeError in PyTorch, so both)."""
+
+
 def _default_grad_outputs(outputs, grad_outputs):
+    from . import backend
     from .tensor import Tensor
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -215,10 +231,14 @@ def _default_grad_outputs(outputs, grad_outputs):
             if y.data.size != 1:
                 raise RuntimeError(f'output {i} has shape {y.shape}: a gradient can be implied only for '
                                    'a single-element output; pass grad_outputs (or backward(grad))')
-            g = Tensor(y.data * 0 + 1)
-        elif not isinstance(g, Tensor):
-            g = Tensor(g)
+            g = Tensor(backend.get_array_module(y.data).ones_like(y.data))   # ones, even where y is inf/nan
+        elif not isinstance(g, Tensor):               # arrays and numbers take the output's dtype and device
+            g = Tensor(backend.to_device(np.asarray(backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g,
+                                                    dtype=y.dtype), y.device))
         if g.shape != y.shape:
-            raise ValueError(f'grad_output {i} has shape {g.shape}, but the output has shape {y.shape}')
+            raise GradShapeError(f'grad_output {i} has shape {g.shape}, but the output has shape {y.shape}: '
+                                 'pass a gradient of the same shape as the output')
+        if g.dtype != y.dtype:                        # as PyTorch: the gradient is cast to the output's dtype
+            g = g.to(dtype=y.dtype)
         result.append(g)
     return result

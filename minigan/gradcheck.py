@@ -6,6 +6,7 @@ Small inputs are checked element by element; large ones along random directions.
 """
 import numpy as np
 
+from . import backend
 from .autograd import enable_grad, grad, no_grad
 from .tensor import Tensor
 
@@ -39,44 +40,51 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, max_elements=4
     for i in checked:
         if inputs[i].dtype != np.float64:
             raise TypeError(f'gradcheck: input {i} is {inputs[i].dtype}; check gradients in float64')
-    ys = _as_list(fn(*inputs))
-    us = [Tensor(rng.standard_normal(y.shape)) if y is not None else None for y in ys]
+    with enable_grad():                         # gradcheck works even when called under no_grad
+        ys = _as_list(fn(*inputs))
+    us = [_random_like(rng, y) if y is not None else None for y in ys]
     pairs = [(y, u) for y, u in zip(ys, us) if y is not None and y.requires_grad]
     if not pairs:
         raise GradcheckError('gradcheck: no output depends on an input that requires grad')
     analytic = grad([y for y, _ in pairs], [inputs[i] for i in checked],
                     [Tensor(u.data.astype(y.dtype)) for y, u in pairs], allow_unused=True)
+    ok = True
     for k, i in enumerate(checked):
         x = inputs[i]
         a = np.zeros(x.shape) if analytic[k] is None else np.asarray(analytic[k].numpy(), dtype=np.float64)
         data = x.data
         if data.size <= max_elements:           # every element: numeric dL/dx[j]
             num = np.empty(data.size)
-            flat = data.reshape(-1)
-            for j in range(data.size):
-                old = flat[j].item()
-                flat[j] = old + eps
+            for j in range(data.size):          # index in place: data may be a non-contiguous view
+                at = np.unravel_index(j, data.shape)
+                old = data[at].item()
+                data[at] = old + eps
                 plus = _scalar(fn, inputs, us)
-                flat[j] = old - eps
+                data[at] = old - eps
                 minus = _scalar(fn, inputs, us)
-                flat[j] = old
+                data[at] = old
                 num[j] = (plus - minus) / (2 * eps)
-            _compare(a.reshape(-1), num, atol, rtol, f'input {i}', x.shape, raise_exception)
+            ok &= _compare(a.reshape(-1), num, atol, rtol, f'input {i}', x.shape, raise_exception)
         else:                                   # random directions v: <dL/dx, v>
             got, want = [], []
             for _ in range(directions):
                 v = rng.standard_normal(x.shape)
                 original = data.copy()
-                data[...] = original + eps * v
+                data[...] = original + eps * backend.to_device(v, x.device)
                 plus = _scalar(fn, inputs, us)
-                data[...] = original - eps * v
+                data[...] = original - eps * backend.to_device(v, x.device)
                 minus = _scalar(fn, inputs, us)
                 data[...] = original
                 want.append((plus - minus) / (2 * eps))
                 got.append(float((a * v).sum()))
-            _compare(np.array(got), np.array(want), atol, rtol, f'input {i} (random directions)', None,
-                     raise_exception)
-    return True
+            ok &= _compare(np.array(got), np.array(want), atol, rtol, f'input {i} (random directions)', None,
+                           raise_exception)
+    return ok
+
+
+def _random_like(rng, y, requires_grad=False):
+    """A float64 standard-normal tensor of y's shape on y's device (a random cotangent)."""
+    return Tensor(backend.to_device(rng.standard_normal(y.shape), y.device), requires_grad=requires_grad)
 
 
 def _compare(analytic, numeric, atol, rtol, what, shape, raise_exception):
@@ -97,9 +105,10 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     inputs = list(inputs)
     rng = np.random.default_rng(seed + 1)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    ys = _as_list(fn(*inputs))
+    with enable_grad():
+        ys = _as_list(fn(*inputs))
     if grad_outputs is None:
-        grad_outputs = [Tensor(rng.standard_normal(y.shape), requires_grad=True) for y in ys]
+        grad_outputs = [_random_like(rng, y, requires_grad=True) for y in ys]
     grad_outputs = _as_list(grad_outputs)
     n = len(inputs)
 

@@ -10,13 +10,17 @@ import numpy as np
 from . import autograd, backend
 
 
+class RequiresGradDtypeError(TypeError, RuntimeError):
+    """requires_grad on a non-float tensor (PyTorch raises RuntimeError; TypeError describes it)."""
+
+
 class Tensor:
     __array_ufunc__ = None     # `ndarray * tensor` defers to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, so hash by identity as torch does
 
     def __init__(self, data, requires_grad=False):
-        if not hasattr(data, 'dtype'):
-            data = np.asarray(data)
+        if not hasattr(data, 'dtype') or isinstance(data, np.generic):
+            data = np.asarray(data)          # always an array (NumPy reductions return scalars)
         self.data = data
         self.grad = None
         self.creator = None
@@ -104,7 +108,8 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.data.dtype.kind not in 'fc':
-            raise TypeError(f'only floating-point tensors can require grad, this one is {self.dtype}')
+            raise RequiresGradDtypeError(f'only floating-point tensors can require grad, this one is '
+                                         f'{self.dtype}: make it float first, e.g. x.float()')
         if not requires_grad and self.creator is not None:
             raise RuntimeError('requires_grad can be turned off only on leaf tensors: use detach()')
         self.requires_grad = bool(requires_grad)
@@ -116,7 +121,9 @@ class Tensor:
         found = autograd.run_backward([self], grads, None, create_graph, retain_graph)
         for leaf, g in found.values():
             if leaf.creator is None:
-                g = g if create_graph else Tensor(g.data)
+                # without create_graph .grad gets its own writable array: the engine's gradient may be a
+                # read-only broadcast view, or shared with another leaf or with the caller's `grad`
+                g = g if create_graph else Tensor(g.data.copy())
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def zero_(self):
@@ -137,6 +144,7 @@ class Tensor:
     def __matmul__(self, other): return F.matmul(self, other)
     def __rmatmul__(self, other): return F.matmul(other, self)
     def __neg__(self): return F.neg(self)
+    def __abs__(self): return F.abs(self)
     def __pos__(self): return self
 
     # comparisons give boolean tensors that carry no gradient
@@ -205,8 +213,10 @@ class Tensor:
         """transpose(d0, d1) swaps two dims as in PyTorch; transpose() or transpose(axes) permutes as in NumPy."""
         dims = _shape_args(dims)
         if len(dims) == 2:
+            from .functional.shape import _dim
+            d0, d1 = _dim(dims[0], self.ndim), _dim(dims[1], self.ndim)
             perm = list(range(self.ndim))
-            perm[dims[0]], perm[dims[1]] = perm[dims[1]], perm[dims[0]]
+            perm[d0], perm[d1] = perm[d1], perm[d0]
             return F.permute(self, tuple(perm))
         return F.permute(self, dims if dims else tuple(reversed(range(self.ndim))))
 
@@ -240,6 +250,8 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
             arr = arr.astype(np.int64)
         elif arr.dtype.kind not in 'fb':
             raise TypeError(f'cannot make a tensor from {type(data).__name__} holding {arr.dtype} values')
+    if arr.dtype.kind not in 'fciub':
+        raise TypeError(f'cannot make a tensor of dtype {arr.dtype}: use numbers (float, int or bool)')
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     if device is not None:

@@ -5,3 +5,11 @@ from .shape import (reshape, permute, broadcast_to, sum_to, getitem, cat, stack,
 from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, abs, clamp,  # noqa: F401
                    cast, to_device, matmul)
 from .reduce import sum, mean, max, min, var  # noqa: F401
+from .conv import conv2d, conv_transpose2d  # noqa: F401
+from .pool import max_pool2d, avg_pool2d  # noqa: F401
+from .linear import linear  # noqa: F401
+from .activation import (relu, leaky_relu, tanh, sigmoid, softplus, logsigmoid, log1p,  # noqa: F401
+                         softmax, log_softmax, dropout)
+from .norm import batch_norm  # noqa: F401
+from .loss import (cross_entropy, nll_loss, binary_cross_entropy_with_logits,  # noqa: F401
+                   binary_cross_entropy, mse_loss)

@@ -20,6 +20,12 @@ def _pair(a, b):
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f'shapes {a.shape} and {b.shape} do not broadcast together') from None
+    # PyTorch's promotion: a float operand keeps its dtype against an integer/bool one
+    # (NumPy would turn float32 with int64 into float64)
+    if a.dtype.kind == 'f' and b.dtype.kind in 'iub':
+        b = cast(b, a.dtype)
+    elif b.dtype.kind == 'f' and a.dtype.kind in 'iub':
+        a = cast(a, b.dtype)
     return a, b
 
 
@@ -29,7 +35,8 @@ class Add(Function):
 
     def backward(self, gy):                      # d(a + b) = da + db
         a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+        return (sum_to(gy, a.shape) if self.needs_input_grad[0] else None,
+                sum_to(gy, b.shape) if self.needs_input_grad[1] else None)
 
 
 class Sub(Function):
@@ -38,7 +45,8 @@ class Sub(Function):
 
     def backward(self, gy):                      # d(a - b) = da - db
         a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(-gy, b.shape) if self.needs_input_grad[1] else None
+        return (sum_to(gy, a.shape) if self.needs_input_grad[0] else None,
+                sum_to(-gy, b.shape) if self.needs_input_grad[1] else None)
 
 
 class Mul(Function):
@@ -181,7 +189,10 @@ def mul(a, b):
 
 
 def div(a, b):
-    return Div()(*_pair(a, b))
+    a, b = _pair(a, b)
+    if a.dtype.kind in 'iub' and b.dtype.kind in 'iub':    # true division of integers is float32, as in torch
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    return Div()(a, b)
 
 
 def neg(x):
@@ -234,6 +245,10 @@ def matmul(a, b):
     if a2.shape[-1] != b2.shape[-2]:
         raise ValueError(f'matmul: shapes {a.shape} and {b.shape} do not fit (inner sizes '
                          f'{a2.shape[-1]} and {b2.shape[-2]} differ)')
+    try:
+        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f'matmul: the batch dims of shapes {a.shape} and {b.shape} do not broadcast') from None
     y = MatMul()(a2, b2)
     if a.ndim == 1:
         y = y.reshape(y.shape[:-2] + y.shape[-1:])

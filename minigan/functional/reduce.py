@@ -1,5 +1,7 @@
 """Reductions: sum, mean, max/min, var. The gradient of a reduction is its
 upstream gradient broadcast back over the reduced axes."""
+import numpy as np
+
 from ..autograd import Function
 from ..tensor import Tensor
 from .shape import broadcast_to, reshape
@@ -8,7 +10,7 @@ from .shape import broadcast_to, reshape
 def _axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
-    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    axis = (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(int(a) for a in axis)
     for a in axis:
         if not -ndim <= a < ndim and not (ndim == 0 and a in (0, -1)):
             raise ValueError(f'axis {a} is out of range for a tensor with {ndim} dimensions')

@@ -7,6 +7,15 @@ from ..backend import get_array_module
 from ..tensor import Tensor
 
 
+def _dim(d, ndim, extra=0):
+    """Dimension `d` of a tensor with `ndim` dims as 0..ndim-1+extra; an IndexError when out of range."""
+    n = max(ndim + extra, 1)                     # a 0-d tensor accepts dims 0 and -1, as in PyTorch
+    if not -n <= int(d) < n:
+        raise IndexError(f'dimension {d} is out of range for a tensor with {ndim} dimensions '
+                         f'(expected a dim in [{-n}, {n - 1}])')
+    return int(d) % n
+
+
 class Reshape(Function):
     def __init__(self, shape):
         self.shape = shape
@@ -41,7 +50,7 @@ class Permute(Function):
 
 
 def permute(x, axes):
-    axes = tuple(int(a) % x.ndim for a in axes) if x.ndim else tuple(axes)
+    axes = tuple(_dim(a, x.ndim) for a in axes) if x.ndim else tuple(axes)
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f'permute needs a permutation of 0..{x.ndim - 1} for shape {x.shape}, got {axes}')
     return x if axes == tuple(range(x.ndim)) else Permute(axes)(x)
@@ -60,11 +69,18 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(x, shape):
-    shape = tuple(shape)
+    """x broadcast to `shape` (PyTorch's expand: -1 keeps that dim's size)."""
+    shape = tuple(int(s) for s in shape)
+    lead = len(shape) - x.ndim
+    if lead >= 0:
+        shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     try:
-        np.broadcast_shapes(x.shape, shape)
+        ok = lead >= 0 and min(shape, default=0) >= 0 and np.broadcast_shapes(x.shape, shape) == shape
     except ValueError:
-        raise ValueError(f'cannot broadcast shape {x.shape} to {shape}') from None
+        ok = False
+    if not ok:
+        raise ValueError(f'cannot broadcast shape {x.shape} to {shape}: each dim must match or be 1 '
+                         '(size-1 dims are expanded; new dims go in front)')
     return x if x.shape == shape else BroadcastTo(shape)(x)
 
 
@@ -121,11 +137,21 @@ class GetItemGrad(Function):
     def forward(self, gy):
         xp = get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=gy.dtype)
-        xp.add.at(gx, self.index, gy)            # add.at: repeated indices accumulate
+        if _is_basic(self.index):
+            gx[self.index] = gy                  # ints and slices never repeat an element: a plain write
+        else:
+            xp.add.at(gx, self.index, gy)        # add.at: repeated indices accumulate
         return gx
 
     def backward(self, ggx):                     # the adjoint of a scatter is a gather
         return getitem(ggx, self.index)
+
+
+def _is_basic(index):
+    """True for an index made only of ints, slices, None and Ellipsis (no index arrays, no masks)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) and not isinstance(i, bool)
+               for i in items)
 
 
 def getitem(x, index):
@@ -142,15 +168,17 @@ class Cat(Function):
 
     def backward(self, gy):                      # each input gets its slice of gy
         bounds = np.cumsum([0] + self.sizes)
-        return tuple(getitem(gy, (slice(None),) * self.axis + (slice(a, b),))
-                     for a, b in zip(bounds[:-1], bounds[1:]))
+        return tuple(getitem(gy, (slice(None),) * self.axis + (slice(int(a), int(b)),)) if need else None
+                     for a, b, need in zip(bounds[:-1], bounds[1:], self.needs_input_grad))
 
 
 def cat(tensors, dim=0, *, axis=None):
     tensors = list(tensors)
     if not tensors:
         raise ValueError('cat needs at least one tensor')
-    axis = (dim if axis is None else axis) % tensors[0].ndim
+    if tensors[0].ndim == 0:
+        raise ValueError('cat cannot join 0-d tensors: use mg.stack, or reshape them to 1-d first')
+    axis = _dim(dim if axis is None else axis, tensors[0].ndim)
     for t in tensors[1:]:
         if t.ndim != tensors[0].ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape))
                                             if i != axis):
@@ -162,7 +190,7 @@ def stack(tensors, dim=0, *, axis=None):
     tensors = list(tensors)
     if not tensors:
         raise ValueError('stack needs at least one tensor')
-    axis = dim if axis is None else axis
+    axis = _dim(dim if axis is None else axis, tensors[0].ndim, extra=1)
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f'stack needs tensors of one shape, got {[t.shape for t in tensors]}')
     return cat([unsqueeze(t, axis) for t in tensors], axis)
@@ -171,17 +199,20 @@ def stack(tensors, dim=0, *, axis=None):
 def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = start_dim % x.ndim, end_dim % x.ndim
-    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:]) if start <= end else x
+    start, end = _dim(start_dim, x.ndim), _dim(end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f'flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}')
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
 def squeeze(x, dim=None):
+    """Drop size-1 dims: all of them, or those of `dim` (an int or a tuple) that have size 1."""
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    dim = dim % x.ndim
-    return reshape(x, x.shape[:dim] + x.shape[dim + 1:]) if x.shape[dim] == 1 else x
+    dims = {_dim(d, x.ndim) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)))
 
 
 def unsqueeze(x, dim):
-    dim = dim % (x.ndim + 1)
+    dim = _dim(dim, x.ndim, extra=1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])

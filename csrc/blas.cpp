@@ -1,0 +1,115 @@
+// The GEMM behind the conv primitives. minigan does not link a BLAS at build time:
+// the Python side hands over, at import, the address of the sgemm/dgemm that NumPy
+// itself uses (OpenBLAS's ILP64 CBLAS interface), or SciPy's Fortran ones
+// (scipy.linalg.cython_blas), so the conv GEMMs run in NumPy's BLAS and its thread
+// pool. Without either, a plain OpenMP loop computes the product (slow, but right).
+#include <cstring>
+
+#include "minigan.h"
+
+namespace mg {
+
+namespace {
+
+enum Kind { NONE = 0, CBLAS_ILP64 = 1, FORTRAN_LP64 = 2 };
+
+using cblas_s = void (*)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                         const float *, int64_t, float, float *, int64_t);
+using cblas_d = void (*)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                         const double *, int64_t, double, double *, int64_t);
+using fort_s = void (*)(const char *, const char *, const int *, const int *, const int *,
+                        const float *, const float *, const int *, const float *, const int *,
+                        const float *, float *, const int *);
+using fort_d = void (*)(const char *, const char *, const int *, const int *, const int *,
+                        const double *, const double *, const int *, const double *, const int *,
+                        const double *, double *, const int *);
+
+Kind g_kind = NONE;
+void *g_sgemm = nullptr, *g_dgemm = nullptr;
+
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+template <typename T>
+void gemm_loops(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+                int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t i = 0; i < m; ++i) {
+        T *ci = c + i * ldc;
+        for (int64_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
+        for (int64_t p = 0; p < k; ++p) {
+            const T aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
+            if (!tb) {
+                const T *bp = b + p * ldb;
+                for (int64_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+            } else {
+                for (int64_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
+            }
+        }
+    }
+}
+
+template <typename T, typename Cblas, typename Fort>
+void gemm_any(void *fn, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+              int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {  // BLAS would scale C by beta; do the same
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+        return;
+    }
+    if (g_kind == CBLAS_ILP64 && fn) {
+        reinterpret_cast<Cblas>(fn)(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n,
+                                    k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else if (g_kind == FORTRAN_LP64 && fn && m < INT32_MAX && n < INT32_MAX && k < INT32_MAX) {
+        // column-major: C^T (n x m) = op(B)^T op(A)^T
+        const char tra = ta ? 'T' : 'N', trb = tb ? 'T' : 'N';
+        const int im = int(m), in = int(n), ik = int(k), ila = int(lda), ilb = int(ldb), ilc = int(ldc);
+        reinterpret_cast<Fort>(fn)(&trb, &tra, &in, &im, &ik, &alpha, b, &ilb, a, &ila, &beta, c, &ilc);
+    } else {
+        gemm_loops<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+}
+
+void set_blas(int kind, uintptr_t sgemm, uintptr_t dgemm) {
+    g_kind = Kind(kind);
+    g_sgemm = reinterpret_cast<void *>(sgemm);
+    g_dgemm = reinterpret_cast<void *>(dgemm);
+}
+
+// C = A @ B through the same path, for the tests of this file.
+template <typename T>
+Arr<T> matmul(Arr<T> a, Arr<T> b) {
+    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(0))
+        throw std::invalid_argument("matmul: needs (m, k) and (k, n) matrices");
+    const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
+    Arr<T> c({m, n});
+    {
+        py::gil_scoped_release nogil;
+        gemm<T>(false, false, m, n, k, T(1), a.data(), k, b.data(), n, T(0), c.mutable_data(), n);
+    }
+    return c;
+}
+
+}  // namespace
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    gemm_any<float, cblas_s, fort_s>(g_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                  int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
+    gemm_any<double, cblas_d, fort_d>(g_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void bind_blas(py::module_ &m) {
+    m.def("set_blas", &set_blas, py::arg("kind"), py::arg("sgemm"), py::arg("dgemm"),
+          "kind 0: built-in loops, 1: CBLAS ILP64 addresses, 2: Fortran LP64 addresses");
+    m.def("blas_kind", [] { return int(g_kind); });
+    m.def("matmul", &matmul<float>);
+    m.def("matmul", &matmul<double>);
+}
+
+}  // namespace mg

@@ -1,0 +1,304 @@
+// The three conv2d primitives, by im2col + GEMM over chunks of the batch.
+//
+//   forward          y[n]  = W  @ col(x[n])          W: (M, K), K = C*kh*kw, col: (K, P), P = OH*OW
+//   backward-data    gx[n] = col2im(W^T @ gy[n])
+//   backward-weight  gW    = sum_n gy[n] @ col(x[n])^T
+//
+// The column matrix of a chunk of nb samples is (K, nb*P) (row k = (c, i, j), columns
+// sample-major), sized to stay in cache (set_chunk_bytes), so each GEMM is one BLAS call
+// over the chunk; im2col/col2im and the NCHW gathers run on OpenMP threads, the GEMM on
+// the BLAS's. conv_transpose2d is the adjoint: its forward is backward-data.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "minigan.h"
+
+namespace mg {
+
+namespace {
+
+int64_t g_chunk_bytes = 4 << 20;
+
+struct Geom {
+    int64_t n, c, h, w, m, kh, kw, sh, sw, ph, pw, oh, ow;
+    int64_t K() const { return c * kh * kw; }
+    int64_t P() const { return oh * ow; }
+    int64_t chunk(size_t elem) const {  // samples per chunk: the column buffer fits g_chunk_bytes
+        const int64_t per = std::max<int64_t>(1, K() * P() * int64_t(elem));
+        return std::max<int64_t>(1, std::min<int64_t>(n, g_chunk_bytes / per));
+    }
+};
+
+int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+Geom make_geom(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, int64_t wc, int64_t kh,
+               int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    if (c != wc)
+        throw std::invalid_argument("conv2d: input has " + std::to_string(c) +
+                                    " channels but the weight expects " + std::to_string(wc));
+    if (sh < 1 || sw < 1 || ph < 0 || pw < 0)
+        throw std::invalid_argument("conv2d: stride must be >= 1 and padding >= 0");
+    Geom g{n, c, h, w, m, kh, kw, sh, sw, ph, pw, 0, 0};
+    g.oh = (h + 2 * ph - kh) / sh + 1;
+    g.ow = (w + 2 * pw - kw) / sw + 1;
+    if (h + 2 * ph < kh || w + 2 * pw < kw || g.oh < 1 || g.ow < 1)
+        throw std::invalid_argument("conv2d: the kernel is larger than the padded input");
+    return g;
+}
+
+// Valid output columns [lo, hi) for kernel column j: 0 <= ow*sw - pw + j < w.
+inline void col_range(const Geom &g, int64_t j, int64_t &lo, int64_t &hi) {
+    lo = std::min(g.ow, ceil_div(g.pw - j, g.sw));
+    hi = std::max(lo, std::min(g.ow, ceil_div(g.w + g.pw - j, g.sw)));
+}
+
+// ---- layout changes ------------------------------------------------------------
+// dst (cols x rows) = src (rows x cols)^T, for each of nb matrices; tiled for the cache.
+template <typename T>
+void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *dst) {
+    constexpr int64_t B = 16;
+    const int64_t tr = (rows + B - 1) / B, tc = (cols + B - 1) / B;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+    for (int64_t nl = 0; nl < nb; ++nl) {
+        for (int64_t t = 0; t < tr * tc; ++t) {
+            const int64_t r0 = (t / tc) * B, c0 = (t % tc) * B;
+            const int64_t r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
+            const T *s = src + nl * rows * cols;
+            T *d = dst + nl * rows * cols;
+            for (int64_t r = r0; r < r1; ++r)
+                for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
+        }
+    }
+}
+
+// ---- im2col / col2im, channels last ---------------------------------------------
+// xt: nb samples NHWC. col[(nl, oh, ow)][(i, j, c)], row length K = kh*kw*C: every
+// kernel tap copies one contiguous run of C channels.
+template <typename T>
+void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
+    const int64_t K = g.K(), C = g.c;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+    for (int64_t nl = 0; nl < nb; ++nl) {
+        for (int64_t oh = 0; oh < g.oh; ++oh) {
+            const T *xn = xt + nl * g.h * g.w * C;
+            T *row = col + (nl * g.oh + oh) * g.ow * K;
+            for (int64_t ow = 0; ow < g.ow; ++ow, row += K) {
+                T *d = row;
+                for (int64_t i = 0; i < g.kh; ++i) {
+                    const int64_t ih = oh * g.sh - g.ph + i;
+                    if (ih < 0 || ih >= g.h) {
+                        std::memset(d, 0, sizeof(T) * g.kw * C);
+                        d += g.kw * C;
+                        continue;
+                    }
+                    for (int64_t j = 0; j < g.kw; ++j, d += C) {
+                        const int64_t iw = ow * g.sw - g.pw + j;
+                        if (iw < 0 || iw >= g.w) std::memset(d, 0, sizeof(T) * C);
+                        else std::memcpy(d, xn + (ih * g.w + iw) * C, sizeof(T) * C);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Adjoint of im2col_cl, as a gather: gxt[nl, ih, iw, :] = sum of the col runs that
+// read that pixel, so each output row belongs to one thread and needs no zeroing pass.
+template <typename T>
+void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
+    const int64_t K = g.K(), C = g.c;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+    for (int64_t nl = 0; nl < nb; ++nl) {
+        for (int64_t ih = 0; ih < g.h; ++ih) {
+            const T *cn = col + nl * g.P() * K;
+            for (int64_t iw = 0; iw < g.w; ++iw) {
+                T *__restrict d = gxt + ((nl * g.h + ih) * g.w + iw) * C;
+                bool first = true;
+                for (int64_t i = 0; i < g.kh; ++i) {
+                    const int64_t th = ih + g.ph - i;  // = oh * sh
+                    if (th < 0 || th % g.sh) continue;
+                    const int64_t oh = th / g.sh;
+                    if (oh >= g.oh) continue;
+                    for (int64_t j = 0; j < g.kw; ++j) {
+                        const int64_t tw = iw + g.pw - j;
+                        if (tw < 0 || tw % g.sw) continue;
+                        const int64_t ow = tw / g.sw;
+                        if (ow >= g.ow) continue;
+                        const T *__restrict s = cn + (oh * g.ow + ow) * K + (i * g.kw + j) * C;
+                        if (first) std::memcpy(d, s, sizeof(T) * C);
+                        else for (int64_t c = 0; c < C; ++c) d[c] += s[c];
+                        first = false;
+                    }
+                }
+                if (first) std::memset(d, 0, sizeof(T) * C);
+            }
+        }
+    }
+}
+
+template <typename T>
+std::unique_ptr<T[]> buffer(int64_t n) {
+    return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
+}
+
+void check4(const py::array &a, const char *what) {
+    if (a.ndim() != 4) throw std::invalid_argument(std::string("conv2d: ") + what + " must be 4-D");
+}
+
+// (M, C, kh, kw) <-> (M, kh, kw, C): the weight in the column order of im2col_cl
+template <typename T>
+void weight_to_cl(const T *w, const Geom &g, T *wp) {
+    transpose_batch(w, g.m, g.c, g.kh * g.kw, wp);
+}
+
+template <typename T>
+void weight_from_cl(const T *wp, const Geom &g, T *w) {
+    transpose_batch(wp, g.m, g.kh * g.kw, g.c, w);
+}
+
+// Samples per chunk: the column buffer of a chunk fits g_chunk_bytes.
+int64_t chunk_of(const Geom &g, size_t elem) { return g.chunk(elem); }
+
+template <typename T>
+Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    check4(x, "x");
+    check4(w, "w");
+    const Geom g = make_geom(x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(1),
+                             w.shape(2), w.shape(3), sh, sw, ph, pw);
+    Arr<T> y({g.n, g.m, g.oh, g.ow});
+    const T *xd = x.data(), *wd = w.data();
+    T *yd = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
+        auto wp = buffer<T>(g.m * K), xt = buffer<T>(nb * HWC), col = buffer<T>(nb * P * K),
+             out = buffer<T>(nb * P * g.m);
+        weight_to_cl(wd, g, wp.get());
+        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+            const int64_t cur = std::min(nb, g.n - n0);
+            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt.get());
+            im2col_cl(xt.get(), g, cur, col.get());
+            gemm<T>(false, true, cur * P, g.m, K, T(1), col.get(), K, wp.get(), K, T(0), out.get(), g.m);
+            transpose_batch(out.get(), cur, P, g.m, yd + n0 * g.m * P);
+        }
+    }
+    return y;
+}
+
+template <typename T>
+Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int64_t sw, int64_t ph,
+                     int64_t pw) {
+    check4(gy, "gy");
+    check4(w, "w");
+    const Geom g = make_geom(gy.shape(0), w.shape(1), h, wi, w.shape(0), w.shape(1), w.shape(2),
+                             w.shape(3), sh, sw, ph, pw);
+    if (gy.shape(1) != g.m || gy.shape(2) != g.oh || gy.shape(3) != g.ow)
+        throw std::invalid_argument("conv2d_backward_data: gy's shape does not match the conv's output");
+    Arr<T> gx({g.n, g.c, g.h, g.w});
+    const T *gyd = gy.data(), *wd = w.data();
+    T *gxd = gx.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
+        auto wp = buffer<T>(g.m * K), gyt = buffer<T>(nb * P * g.m), gcol = buffer<T>(nb * P * K),
+             gxt = buffer<T>(nb * HWC);
+        weight_to_cl(wd, g, wp.get());
+        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+            const int64_t cur = std::min(nb, g.n - n0);
+            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt.get());
+            gemm<T>(false, false, cur * P, K, g.m, T(1), gyt.get(), g.m, wp.get(), K, T(0), gcol.get(), K);
+            col2im_cl(gcol.get(), g, cur, gxt.get());
+            transpose_batch(gxt.get(), cur, g.h * g.w, g.c, gxd + n0 * HWC);
+        }
+    }
+    return gx;
+}
+
+template <typename T>
+Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                       int64_t ph, int64_t pw) {
+    check4(x, "x");
+    check4(gy, "gy");
+    const Geom g = make_geom(x.shape(0), x.shape(1), x.shape(2), x.shape(3), gy.shape(1), x.shape(1),
+                             kh, kw, sh, sw, ph, pw);
+    if (gy.shape(0) != g.n || gy.shape(2) != g.oh || gy.shape(3) != g.ow)
+        throw std::invalid_argument("conv2d_backward_weight: gy's shape does not match the conv's output");
+    Arr<T> gw({g.m, g.c, g.kh, g.kw});
+    const T *xd = x.data(), *gyd = gy.data();
+    T *gwd = gw.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
+        auto gwp = buffer<T>(g.m * K), xt = buffer<T>(nb * HWC), col = buffer<T>(nb * P * K),
+             gyt = buffer<T>(nb * P * g.m);
+        std::fill(gwp.get(), gwp.get() + g.m * K, T(0));
+        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+            const int64_t cur = std::min(nb, g.n - n0);
+            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt.get());
+            im2col_cl(xt.get(), g, cur, col.get());
+            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt.get());
+            gemm<T>(true, false, g.m, K, cur * P, T(1), gyt.get(), g.m, col.get(), K,
+                    n0 == 0 ? T(0) : T(1), gwp.get(), K);
+        }
+        weight_from_cl(gwp.get(), g, gwd);
+    }
+    return gw;
+}
+
+// The column matrix of the whole batch, (N*OH*OW, kh*kw*C) (the reference's layout).
+template <typename T>
+Arr<T> im2col(Arr<T> x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    check4(x, "x");
+    const Geom g = make_geom(x.shape(0), x.shape(1), x.shape(2), x.shape(3), 1, x.shape(1), kh, kw,
+                             sh, sw, ph, pw);
+    Arr<T> col({g.n * g.P(), g.K()});
+    const T *xd = x.data();
+    T *cd = col.mutable_data();
+    py::gil_scoped_release nogil;
+    auto xt = buffer<T>(g.n * g.h * g.w * g.c);
+    transpose_batch(xd, g.n, g.c, g.h * g.w, xt.get());
+    im2col_cl(xt.get(), g, g.n, cd);
+    return col;
+}
+
+template <typename T>
+Arr<T> col2im(Arr<T> col, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+              int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    const Geom g = make_geom(n, c, h, w, 1, c, kh, kw, sh, sw, ph, pw);
+    if (col.ndim() != 2 || col.shape(0) != g.n * g.P() || col.shape(1) != g.K())
+        throw std::invalid_argument("col2im: col must have shape (N*OH*OW, kh*kw*C)");
+    Arr<T> x({n, c, h, w});
+    const T *cd = col.data();
+    T *xd = x.mutable_data();
+    py::gil_scoped_release nogil;
+    auto xt = buffer<T>(g.n * g.h * g.w * g.c);
+    col2im_cl(cd, g, g.n, xt.get());
+    transpose_batch(xt.get(), g.n, g.h * g.w, g.c, xd);
+    return x;
+}
+
+template <typename T>
+void bind_dtype(py::module_ &m) {
+    using namespace pybind11::literals;
+    m.def("conv2d_forward", &forward<T>, "x"_a, "w"_a, "sh"_a, "sw"_a, "ph"_a, "pw"_a);
+    m.def("conv2d_backward_data", &backward_data<T>, "gy"_a, "w"_a, "h"_a, "w_"_a, "sh"_a, "sw"_a,
+          "ph"_a, "pw"_a);
+    m.def("conv2d_backward_weight", &backward_weight<T>, "x"_a, "gy"_a, "kh"_a, "kw"_a, "sh"_a,
+          "sw"_a, "ph"_a, "pw"_a);
+    m.def("im2col", &im2col<T>);
+    m.def("col2im", &col2im<T>);
+}
+
+}  // namespace
+
+void bind_conv(py::module_ &m) {
+    bind_dtype<float>(m);
+    bind_dtype<double>(m);
+    m.def("set_chunk_bytes", [](int64_t b) { g_chunk_bytes = std::max<int64_t>(b, 1); });
+    m.def("get_chunk_bytes", [] { return g_chunk_bytes; });
+}
+
+}  // namespace mg

@@ -1,0 +1,27 @@
+// Shared declarations of minigan's C++ kernels (one extension module, minigan._cpu).
+#pragma once
+#include <cstdint>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace mg {
+
+// A C-contiguous array of exactly dtype T (the Python side makes inputs contiguous).
+template <typename T>
+using Arr = py::array_t<T, py::array::c_style>;
+
+// Row-major C(M x N) = alpha op(A) op(B) + beta C through the BLAS chosen by set_blas,
+// or a plain OpenMP loop when none was given.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+          int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc);
+
+int num_threads();  // the thread count that minigan.set_num_threads chose
+
+void bind_blas(py::module_ &m);
+void bind_conv(py::module_ &m);
+void bind_fused(py::module_ &m);
+
+}  // namespace mg

@@ -1,0 +1,36 @@
+// The module minigan._cpu: the thread setting, then each file's bindings.
+#include "minigan.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mg {
+
+static int g_threads = 1;
+
+int num_threads() { return g_threads; }
+
+static void set_num_threads(int n) {
+    g_threads = n < 1 ? 1 : n;
+#ifdef _OPENMP
+    omp_set_num_threads(g_threads);
+#endif
+}
+
+}  // namespace mg
+
+PYBIND11_MODULE(_cpu, m) {
+    m.doc() = "minigan's C++ CPU kernels (conv primitives, fused element-wise ops)";
+    m.def("set_num_threads", &mg::set_num_threads, "Threads for the OpenMP loops");
+    m.def("get_num_threads", &mg::num_threads);
+#ifdef _OPENMP
+    m.attr("openmp") = true;
+    mg::set_num_threads(omp_get_max_threads());
+#else
+    m.attr("openmp") = false;
+#endif
+    mg::bind_blas(m);
+    mg::bind_conv(m);
+    mg::bind_fused(m);
+}

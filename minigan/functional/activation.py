@@ -1,0 +1,204 @@
+"""Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax,
+dropout, log1p. One Function each; every backward is written with minigan ops,
+so all of them can be differentiated twice (and more)."""
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import get_array_module, to_device
+from ..random import generator
+from ..tensor import Tensor
+from .reduce import sum as _sum
+
+
+def _check_tensor(x, op):
+    if not isinstance(x, Tensor):
+        raise TypeError(f'{op} takes a Tensor, got {type(x).__name__}: wrap it with mg.tensor(...)')
+    if x.dtype.kind != 'f':
+        raise TypeError(f'{op} needs a floating-point tensor, got {x.dtype}: convert it with .float()')
+
+
+class ReLU(Function):
+    def forward(self, x):
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy):                      # dy = [x > 0] dx  (the mask is a constant)
+        x = self.inputs[0].data
+        return gy * Tensor((x > 0).astype(x.dtype))
+
+
+class LeakyReLU(Function):
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        return get_array_module(x).where(x > 0, x, x * x.dtype.type(self.slope))
+
+    def backward(self, gy):                      # dy = (1 if x > 0 else slope) dx
+        x = self.inputs[0].data
+        xp = get_array_module(x)
+        return gy * Tensor(xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.slope)))
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return get_array_module(x).tanh(x)
+
+    def backward(self, gy):                      # d tanh(x) = (1 - y²) dx
+        y = self.output()
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    def forward(self, x):                        # e = exp(-|x|) never overflows
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        r = 1 / (1 + e)
+        return xp.where(x >= 0, r, e * r)
+
+    def backward(self, gy):                      # d sigmoid(x) = y (1 - y) dx
+        y = self.output()
+        return gy * y * (1 - y)
+
+
+class Softplus(Function):
+    def forward(self, x):                        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+        xp = get_array_module(x)
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy):                      # d softplus(x) = sigmoid(x) dx
+        return gy * sigmoid(self.inputs[0])
+
+
+class Log1p(Function):
+    def forward(self, x):
+        return get_array_module(x).log1p(x)
+
+    def backward(self, gy):                      # d log(1 + x) = dx / (1 + x)
+        return gy / (1 + self.inputs[0])
+
+
+class Softmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):                        # shift by the max so exp cannot overflow
+        e = get_array_module(x).exp(x - x.max(axis=self.axis, keepdims=True))
+        return e / e.sum(axis=self.axis, keepdims=True)
+
+    def backward(self, gy):                      # dx = y (gy - <gy, y>)
+        y = self.output()
+        return y * (gy - _sum(gy * y, self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):                        # x - logsumexp(x), with the max taken out first
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+
+    def backward(self, gy):                      # dx = gy - softmax(x) sum(gy)
+        return gy - self.output().exp() * _sum(gy, self.axis, keepdims=True)
+
+
+class Dropout(Function):
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, x):
+        return x * self.mask
+
+    def backward(self, gy):                      # dy = mask dx  (the mask is a constant)
+        return gy * Tensor(self.mask)
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    _check_tensor(x, 'relu')
+    return ReLU()(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x (F.leaky_relu(x, 0.2) in the GAN discriminators)."""
+    _check_tensor(x, 'leaky_relu')
+    if not isinstance(negative_slope, numbers.Real):
+        raise TypeError(f'leaky_relu: negative_slope must be a number, got {type(negative_slope).__name__}')
+    return LeakyReLU(float(negative_slope))(x)
+
+
+def tanh(x):
+    _check_tensor(x, 'tanh')
+    return Tanh()(x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow for any x."""
+    _check_tensor(x, 'sigmoid')
+    return Sigmoid()(x)
+
+
+def softplus(x, beta=1.0):
+    """log(1 + exp(beta x)) / beta, in a form that is finite for any x."""
+    _check_tensor(x, 'softplus')
+    if beta == 1:
+        return Softplus()(x)
+    return Softplus()(x * beta) / beta
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    _check_tensor(x, 'logsigmoid')
+    return -Softplus()(-x)
+
+
+def log1p(x):
+    """log(1 + x), accurate for small x."""
+    _check_tensor(x, 'log1p')
+    return Log1p()(x)
+
+
+def _softmax_axis(x, dim, axis, op):
+    _check_tensor(x, op)
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f'{op}: give dim or axis, not both')
+    dim = dim if dim is not None else axis
+    if dim is None:
+        raise TypeError(f'{op} needs the dimension to normalise over: {op}(x, dim=1) for (N, C) logits')
+    if x.ndim == 0:
+        raise ValueError(f'{op} needs a tensor with at least one dimension')
+    if not isinstance(dim, numbers.Integral) or not -x.ndim <= dim < x.ndim:
+        raise ValueError(f'{op}: dim {dim} is out of range for a tensor of shape {x.shape}')
+    return int(dim) % x.ndim
+
+
+def softmax(x, dim=None, *, axis=None):
+    """exp(x) / sum(exp(x)) along dim."""
+    return Softmax(_softmax_axis(x, dim, axis, 'softmax'))(x)
+
+
+def log_softmax(x, dim=None, *, axis=None):
+    """x - logsumexp(x) along dim: finite even for logits of +-1000."""
+    return LogSoftmax(_softmax_axis(x, dim, axis, 'log_softmax'))(x)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the others by 1 / (1 - p).
+
+    The mask is drawn from minigan.random.generator(), so mg.manual_seed fixes it.
+    Identity when not training or p == 0; all zeros when p == 1.
+    """
+    _check_tensor(x, 'dropout')
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f'dropout probability has to be between 0 and 1, but got {p}')
+    if not training or p == 0:
+        return x
+    keep = generator().random(x.shape) < 1 - p          # drawn on the host: a seed fixes it on any device
+    if p == 1:
+        mask = np.zeros(x.shape, dtype=x.dtype)
+    else:
+        mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
+    return Dropout(to_device(mask, x.device))(x)

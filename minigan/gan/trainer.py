@@ -1,0 +1,219 @@
+"""One training step per algorithm, kept apart from the command line.
+
+A step takes its real batches from a `source` with three methods:
+`remaining()` (batches left in this epoch), `next()` (the epoch's next
+(images, labels) batch) and `fresh()` (an extra real batch outside the epoch's
+count: RaLSGAN's generator step takes a fresh one, as the reference code does).
+
+Gradients are taken with `mg.grad` with respect to the parameters of the
+network being updated only, so the generator step never computes the
+discriminator's weight gradients (the engine skips every branch that does not
+lead to the requested tensors), and the discriminator step never touches G.
+
+Before each optimiser step the loss is checked: a NaN or Inf raises
+`NonFiniteLoss` before any weight has been changed by it.
+"""
+import math
+
+import numpy as np
+
+from .. import autograd
+from .. import random as mgr
+from ..autograd import no_grad
+from . import losses
+
+ALGORITHMS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp')
+
+
+class NonFiniteLoss(FloatingPointError):
+    def __init__(self, name, value):
+        super().__init__(f'{name} is {value}')
+        self.name, self.value = name, value
+
+
+def _scalar(t):
+    return float(t.item())
+
+
+def _checked(name, t):
+    v = _scalar(t)
+    if not math.isfinite(v):
+        raise NonFiniteLoss(name, v)
+    return v
+
+
+def _mean_sigmoid(logits):
+    x = np.asarray(logits.numpy(), dtype=np.float64)
+    return float(np.mean(0.5 * (1.0 + np.tanh(0.5 * x))))       # sigmoid without overflow warnings
+
+
+def set_grads(loss, params):
+    """p.grad = d loss / d p for exactly these parameters (None for those the loss does not use)."""
+    grads = autograd.grad([loss], params, allow_unused=True)
+    for p, g in zip(params, grads):
+        p.grad = g
+
+
+def wgan_critic_iters(gen_iterations, n_critic=5, warmup=100):
+    """Arjovsky et al.: 100 critic steps for the first 25 generator steps and every 500th, else 5."""
+    return warmup if gen_iterations < 25 or gen_iterations % 500 == 0 else n_critic
+
+
+class GANTrainer:
+    """Holds G, D and their optimisers; `step(source, step_index)` runs one generator iteration.
+
+    step_index counts the generator steps already done (0 for the first).
+    Returns a dict of Python floats for metrics.jsonl.
+    """
+
+    def __init__(self, algorithm, G, D, opt_g, opt_d, nz=100, clip_value=0.01, n_critic=5,
+                 gp_weight=10.0):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f'unknown GAN algorithm {algorithm!r}: use one of {", ".join(ALGORITHMS)}')
+        self.algorithm, self.G, self.D = algorithm, G, D
+        self.opt_g, self.opt_d = opt_g, opt_d
+        self.nz, self.clip_value, self.n_critic, self.gp_weight = nz, clip_value, n_critic, gp_weight
+        self.g_params = list(G.parameters())
+        self.d_params = list(D.parameters())
+
+    # ---- pieces ---------------------------------------------------------------
+    def noise(self, batch, like):
+        return mgr.randn(batch, self.nz, 1, 1, dtype=like.dtype, device=like.device)
+
+    def critic(self, x):
+        return self.D(x).reshape(-1)
+
+    def _update(self, loss, params, opt):
+        set_grads(loss, params)
+        opt.step()
+
+    def clip_critic(self):
+        """Clamp every critic parameter (batch-norm scale and shift included) into [-c, c], in place."""
+        c = self.clip_value
+        with no_grad():
+            for p in self.d_params:
+                p.data[...] = p.data.clip(-c, c)
+
+    # ---- one generator iteration per algorithm -----------------------------------------
+    def step(self, source, step_index=0):
+        return getattr(self, '_step_' + self.algorithm.replace('-', '_'))(source, step_index)
+
+    def _step_dcgan(self, source, step_index):
+        real, _ = source.next()
+        fake = self.G(self.noise(real.shape[0], real))
+        d_real = self.critic(real)
+        d_fake = self.critic(fake.detach())
+        loss_d = losses.dcgan_d_loss(d_real, d_fake)
+        out = {'loss_d': _checked('loss_d', loss_d), 'd_x': _mean_sigmoid(d_real),
+               'd_g_z1': _mean_sigmoid(d_fake)}
+        self._update(loss_d, self.d_params, self.opt_d)
+        d_fake = self.critic(fake)                     # D after its step, on the same fakes
+        loss_g = losses.dcgan_g_loss(d_fake)
+        out['loss_g'] = _checked('loss_g', loss_g)
+        out['d_g_z2'] = _mean_sigmoid(d_fake)
+        self._update(loss_g, self.g_params, self.opt_g)
+        out['real_images'] = real.shape[0]
+        return out
+
+    def _step_ralsgan(self, source, step_index):
+        real, _ = source.next()
+        fake = self.G(self.noise(real.shape[0], real))
+        c_real = self.critic(real)
+        c_fake = self.critic(fake.detach())
+        loss_d = losses.ralsgan_d_loss(c_real, c_fake)
+        out = {'loss_d': _checked('loss_d', loss_d),
+               'c_real': _scalar(c_real.mean()), 'c_fake': _scalar(c_fake.mean())}
+        self._update(loss_d, self.d_params, self.opt_d)
+        real2, _ = source.fresh()                      # the G step sees a fresh real batch and fresh z
+        fake2 = self.G(self.noise(real2.shape[0], real2))
+        c_real2 = self.critic(real2).detach()          # G's gradient does not flow through C(x_r)
+        loss_g = losses.ralsgan_g_loss(c_real2, self.critic(fake2))
+        out['loss_g'] = _checked('loss_g', loss_g)
+        self._update(loss_g, self.g_params, self.opt_g)
+        out['real_images'] = real.shape[0] + real2.shape[0]
+        return out
+
+    def _critic_steps(self, source, n, penalty):
+        sums = {'loss_d': 0.0, 'wasserstein': 0.0, 'gp': 0.0}
+        images = done = 0
+        for _ in range(n):
+            if source.remaining() <= 0:                # the epoch ran out: go on to the G step
+                break
+            real, _ = source.next()
+            with no_grad():
+                fake = self.G(self.noise(real.shape[0], real))
+            c_real, c_fake = self.critic(real), self.critic(fake)
+            loss_d = losses.wgan_d_loss(c_real, c_fake)
+            sums['wasserstein'] += -_scalar(loss_d)
+            if penalty:
+                gp = losses.gradient_penalty(self.D, real, fake, weight=self.gp_weight)
+                sums['gp'] += _checked('gp', gp)
+                loss_d = loss_d + gp
+            sums['loss_d'] += _checked('loss_d', loss_d)
+            self._update(loss_d, self.d_params, self.opt_d)
+            if not penalty:
+                self.clip_critic()                      # after the step, as the paper's algorithm has it
+            images += real.shape[0]
+            done += 1
+        out = {k: v / max(done, 1) for k, v in sums.items()}
+        if not penalty:
+            del out['gp']
+        out['critic_steps'] = done
+        out['real_images'] = images
+        return out
+
+    def _generator_step(self, batch, like):
+        loss_g = losses.wgan_g_loss(self.critic(self.G(self.noise(batch, like))))
+        v = _checked('loss_g', loss_g)
+        self._update(loss_g, self.g_params, self.opt_g)
+        return v
+
+    def _step_wgan(self, source, step_index):
+        n = wgan_critic_iters(step_index, self.n_critic)
+        out = self._critic_steps(source, n, penalty=False)
+        out['loss_g'] = self._generator_step(self._batch_size(source), self._like())
+        return out
+
+    def _step_wgan_gp(self, source, step_index):
+        out = self._critic_steps(source, self.n_critic, penalty=True)
+        out['loss_g'] = self._generator_step(self._batch_size(source), self._like())
+        return out
+
+    def _batch_size(self, source):
+        return source.batch_size
+
+    def _like(self):
+        return self.g_params[0]
+
+
+class ClassifierTrainer:
+    """One SGD/Adam step of a classifier: cross-entropy, or sigmoid + BCE per class for multi-label data."""
+
+    def __init__(self, model, opt, multi_label=False):
+        self.model, self.opt, self.multi_label = model, opt, multi_label
+        self.params = list(model.parameters())
+
+    def loss(self, logits, labels):
+        from .. import functional as F
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, labels.to(dtype=logits.dtype))
+        return F.cross_entropy(logits, labels)
+
+    def step(self, source, step_index=0):
+        images, labels = source.next()
+        logits = self.model(images)
+        loss = self.loss(logits, labels)
+        value = _checked('loss', loss)
+        set_grads(loss, self.params)
+        self.opt.step()
+        correct, count = count_correct(logits, labels, self.multi_label)
+        return {'loss': value, 'acc': correct / count, 'real_images': images.shape[0]}
+
+
+def count_correct(logits, labels, multi_label=False):
+    """(number right, number judged): argmax for single-label, each class's sign for multi-label."""
+    z = logits.numpy()
+    y = labels.numpy()
+    if multi_label:
+        return int(((z > 0) == (y > 0.5)).sum()), int(y.size)
+    return int((z.argmax(axis=1) == y).sum()), int(y.shape[0])

@@ -1,0 +1,4 @@
+"""The reference models of spec/models.md (DCGAN-32/64, the WGAN-GP critic, classifier-32)."""
+from .dcgan import (Generator32, Discriminator32, Generator64, Discriminator64,  # noqa: F401
+                    Critic32, Critic64, weights_init)
+from .classifier import Classifier32  # noqa: F401

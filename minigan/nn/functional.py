@@ -1,0 +1,14 @@
+"""minigan.nn.functional: PyTorch's name for minigan.functional (the same functions)."""
+from minigan.functional import *  # noqa: F401,F403
+import minigan.functional as _F
+
+
+def __getattr__(name):          # anything else minigan.functional defines (private helpers, later ops)
+    try:
+        return getattr(_F, name)
+    except AttributeError:
+        raise AttributeError(f'minigan.nn.functional has no attribute {name!r}') from None
+
+
+def __dir__():
+    return sorted(set(globals()) | set(dir(_F)))

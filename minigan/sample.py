@@ -1,0 +1,138 @@
+"""`python -m minigan.sample RUN_DIR`: draw new samples from a trained generator.
+
+    python -m minigan.sample runs/dcgan-synth-... --n 64 --out grid.png
+    python -m minigan.sample runs/dcgan-synth-... --interpolate --out walk.png
+
+The generator is rebuilt from RUN_DIR/config.json and loaded from the latest
+checkpoint (or --checkpoint). --interpolate draws rows that walk between two
+random latent points (spherical interpolation, which keeps the walk at the
+typical norm of Gaussian noise).
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import minigan as mg
+from . import checkpoint
+
+PROG = 'minigan-sample'
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def build_parser():
+    p = _Parser(prog=PROG, allow_abbrev=False,
+                description='Draw new samples (or latent-space walks) from the generator of a minigan run.')
+    p.add_argument('run_dir', metavar='RUN_DIR', help='a run folder written by python -m minigan.train')
+    p.add_argument('--n', type=int, default=64, help='number of images (default: 64)')
+    p.add_argument('--out', default=None,
+                   help='PNG file to write (default: RUN_DIR/sample.png, or RUN_DIR/interpolation.png)')
+    p.add_argument('--interpolate', action='store_true',
+                   help='rows that walk between two random latent points instead of independent samples '
+                        '(default: off)')
+    p.add_argument('--steps', type=int, default=8,
+                   help='images per row of an --interpolate walk (default: 8)')
+    p.add_argument('--nrow', type=int, default=None,
+                   help='images per row of the grid (default: 8, or --steps with --interpolate)')
+    p.add_argument('--seed', type=int, default=None,
+                   help='seed of the noise (default: a fresh one each call)')
+    p.add_argument('--checkpoint', default=None, metavar='PATH',
+                   help='checkpoint file to load (default: RUN_DIR/checkpoints/latest.npz)')
+    p.add_argument('--device', default='auto', choices=('cpu', 'cuda', 'auto'),
+                   help='where to run the generator (default: auto)')
+    p.add_argument('--scale', type=int, default=2, help='enlarge the PNG by this integer factor (default: 2)')
+    return p
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between rows of a and b (t in [0, 1]); falls back to a straight line."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    nb = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    omega = np.arccos(np.clip((na * nb).sum(-1, keepdims=True), -1.0, 1.0))
+    so = np.sin(omega)
+    safe = so > 1e-6
+    wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1), 1 - t)
+    wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1), t)
+    return wa * a + wb * b
+
+
+def latent_walks(rows, steps, nz, rng):
+    """(rows * steps, nz) points: row r walks from one random point to another in `steps` stops."""
+    a = rng.standard_normal((rows, nz))
+    b = rng.standard_normal((rows, nz))
+    ts = np.linspace(0.0, 1.0, steps)
+    return np.stack([slerp(a, b, t) for t in ts], axis=1).reshape(rows * steps, nz)
+
+
+def load_generator(run_dir, checkpoint_path=None, device='cpu'):
+    """(G, config) of a run: the generator rebuilt from config.json with the checkpoint's weights."""
+    from .train import build_generator, resolve_device
+    cfg_path = os.path.join(run_dir, 'config.json')
+    if not os.path.isfile(cfg_path):
+        raise ValueError(f'{run_dir} is not a minigan run folder (it has no config.json)')
+    with open(cfg_path, encoding='utf-8') as f:
+        cfg = json.load(f)
+    if cfg.get('model') == 'classifier':
+        raise ValueError(f'{run_dir} trained a classifier: there is no generator to sample from')
+    path = checkpoint_path or checkpoint.find_latest(run_dir)
+    if path is None:
+        raise ValueError(f'{run_dir} has no checkpoint yet (checkpoints/latest.npz)')
+    state = checkpoint.load(path)
+    nc = int(cfg['dataset']['image_shape'][0])
+    G = build_generator(cfg, nc)
+    G.load_state_dict(state['G'])
+    return G.to(resolve_device(device)), cfg
+
+
+def sample_images(G, z, device):
+    """G(z) with batch statistics from z plus 64 extra random points, so small or structured
+    batches (a walk) are normalised like the training grids."""
+    from .train import generate
+    n = len(z)
+    pad = np.random.default_rng(12345).standard_normal((64, z.shape[1]))
+    zz = np.concatenate([z, pad]).astype(np.float32).reshape(n + 64, -1, 1, 1)
+    out = generate(G, mg.tensor(zz).to(device))
+    return out[:n]
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.n < 1 or args.steps < 2 or (args.nrow is not None and args.nrow < 1) or args.scale < 1:
+            raise ValueError('--n and --nrow must be at least 1, --steps at least 2, --scale at least 1')
+        from .data import save_grid
+        from .train import resolve_device
+        device = resolve_device(args.device)
+        G, cfg = load_generator(args.run_dir, args.checkpoint, device)
+        rng = np.random.default_rng(args.seed)
+        nz = int(cfg['nz'])
+        if args.interpolate:
+            rows = max(1, args.n // args.steps)
+            z = latent_walks(rows, args.steps, nz, rng)
+            nrow = args.nrow or args.steps
+            default_out = 'interpolation.png'
+        else:
+            z = rng.standard_normal((args.n, nz))
+            nrow = args.nrow or 8
+            default_out = 'sample.png'
+        images = sample_images(G, z, device)
+        out = args.out or os.path.join(args.run_dir, default_out)
+        save_grid(images, out, nrow=nrow, scale=args.scale)
+    except Exception as e:
+        if os.environ.get('MINIGAN_DEBUG'):
+            raise
+        print(f'{PROG}: error: {" ".join(str(e).split())}', file=sys.stderr)
+        return 2
+    print(f'wrote {len(z)} images to {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
