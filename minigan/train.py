@@ -402,7 +402,9 @@ class Run:
     def _test_set(self, load_dataset, train_ds):
         cfg = self.cfg
         try:
-            options = {'n': 2000} if str(cfg['data']).lower() == 'synth' else {}
+            options = {}
+            if str(cfg['data']).lower() == 'synth':          # a test set in proportion to --subset
+                options['n'] = min(2000, cfg['subset']) if cfg.get('subset') else 2000
             return load_dataset(cfg['data'], root=cfg['data_dir'], split='test', download=True,
                                 image_size=cfg['image_size'], **options)
         except Exception as e:                              # no test split: hold out nothing, say so
@@ -606,7 +608,7 @@ class Run:
             try:
                 m = self.trainer.step(self.source, self.step)
             except NonFiniteLoss as e:
-                return self._non_finite(e)
+                return self._non_finite(e, self.step + 1)
             dt = time.perf_counter() - t0
             self.step += 1
             self.elapsed += dt
@@ -628,12 +630,12 @@ class Run:
                 try:
                     self._end_epoch()
                 except NonFiniteLoss as e:
-                    return self._non_finite(e)
+                    return self._non_finite(e, self.step)
             elif self.step % cfg['checkpoint_every'] == 0:
                 try:
                     self.save_checkpoint()
                 except NonFiniteLoss as e:
-                    return self._non_finite(e)
+                    return self._non_finite(e, self.step)
             if self.step % cfg['sample_every'] == 0 and self.gan:
                 self.write_plots()
             if self.interrupt_requested:
@@ -682,11 +684,10 @@ class Run:
         rec.update({k: v / max(self.epoch_steps, 1) for k, v in self.epoch_sums.items()})
         if self.gan:
             name = f'step_{self.step:06d}.png'
-            if not os.path.exists(os.path.join(self.run_dir, 'samples', name)) or \
-                    self.step % cfg['sample_every'] != 0:
-                rec['diversity'] = self.sample_grid(name)
-            else:
+            if self.step % cfg['sample_every'] == 0:          # this step's grid is already drawn
                 rec['diversity'] = self.records[-1].get('diversity')
+            else:
+                rec['diversity'] = self.sample_grid(name)
             shutil.copyfile(os.path.join(self.run_dir, 'samples', name),
                             os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
         else:
@@ -702,12 +703,12 @@ class Run:
         if self._bar is not None and self.epoch < cfg['epochs']:
             self._bar.set_description(f'epoch {self.epoch + 1}/{cfg["epochs"]}')
 
-    def _non_finite(self, e):
+    def _non_finite(self, e, step):
         if self.last_good:
             where = f'the last good checkpoint is {self.last_good[0]} (step {self.last_good[1]})'
         else:
             where = 'no checkpoint was written yet'
-        msg = (f'{PROG}: error: {e.name} became {e.value} at step {self.step + 1} (epoch {self.epoch + 1}); '
+        msg = (f'{PROG}: error: {e.name} became {e.value} at step {step} (epoch {self.epoch + 1}); '
                f'stopped without saving the broken weights; {where}. Try a lower --lr, then --resume.')
         if self._bar is not None:
             self._bar.close()

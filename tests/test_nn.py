@@ -455,3 +455,31 @@ def test_sequential_indexing_len_iteration():
 def test_bad_input_shapes_raise(layer, x_shape, match):
     with pytest.raises(ValueError, match=match):
         layer()(mg.randn(*x_shape))
+
+
+def test_load_torch_state_dict_directly_and_copy_module():
+    import copy
+    import pickle
+    torch.manual_seed(10)
+    t = tnn.Sequential(tnn.Conv2d(2, 3, 3), tnn.BatchNorm2d(3), tnn.Flatten(), tnn.Linear(12, 2))
+    m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(12, 2))
+    m.load_state_dict(t.state_dict())                      # torch tensors are accepted as they are
+    assert_state_equal(m, t)
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert_state_equal(clone, t)
+        assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight.requires_grad
+        assert clone[0].weight.data is not m[0].weight.data
+    x = np.random.default_rng(11).standard_normal((2, 2, 4, 4)).astype(np.float32)
+    m.eval()
+    t.eval()
+    np.testing.assert_allclose(m(mg.tensor(x)).numpy(), t(torch.from_numpy(x)).detach().numpy(), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_sequential_delete_renumbers_and_identity_unflatten():
+    s = nn.Sequential(nn.Linear(2, 2), nn.Identity(), nn.Linear(2, 3))
+    del s[1]
+    assert [n for n, _ in s.named_children()] == ['0', '1'] and list(s.state_dict())[-1] == '1.bias'
+    x = mg.randn(4, 6)
+    assert nn.Unflatten(1, (2, 3))(x).shape == (4, 2, 3)
+    assert nn.Identity()(x) is x

@@ -12,6 +12,9 @@ import numpy as np
 
 from .errors import DatasetError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)                                  # read the umask once, at import
+
 
 def _host_array(images):
     data = getattr(images, 'data', images)          # a minigan Tensor holds its array in .data
@@ -83,6 +86,7 @@ def save_grid(images, path, nrow=8, padding=2, pad_value=0, value_range=None, sc
     try:
         with os.fdopen(fd, 'wb') as f:
             img.save(f, format='PNG')
+        os.chmod(tmp, 0o666 & ~_UMASK)           # mkstemp makes 0600; a picture is for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

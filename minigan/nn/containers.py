@@ -1,4 +1,5 @@
 """Sequential and ModuleList: modules held in order, named "0", "1", ... as in PyTorch."""
+import operator
 from collections import OrderedDict
 
 from .module import Module
@@ -22,9 +23,11 @@ class Sequential(Module):
 
     def _index(self, idx):
         n = len(self._modules)
-        if not isinstance(idx, int):
+        try:
+            idx = operator.index(idx)
+        except TypeError:
             raise TypeError(f'{type(self).__name__} indices must be integers or slices, '
-                            f'not {type(idx).__name__}')
+                            f'not {type(idx).__name__}') from None
         if not -n <= idx < n:
             raise IndexError(f'index {idx} is out of range for a {type(self).__name__} of length {n}')
         return idx % n

@@ -1,0 +1,187 @@
+"""Which implementation runs each CPU kernel: the one place that decides.
+
+Backends, per primitive or fused op:
+    numpy  the readable reference (functional/im2col.py, the NumPy ops in norm.py, ...)
+    numba  JIT kernels (numba_kernels.py), compiled once and cached on disk
+    cpp    the C++/OpenMP extension minigan._cpu (csrc/), GEMMs in NumPy's own BLAS
+    auto   the fastest available: on the first call with a new shape, every available
+           backend runs it twice and the fastest is remembered for that shape
+
+    minigan.set_conv_backend('cpp')                    # every op
+    minigan.set_conv_backend('numba', ops=['conv2d_forward'])
+    with minigan.conv_backend('numpy'): ...            # for a block
+    MINIGAN_CONV=numpy python train.py                 # the default, from the environment
+
+CuPy arrays always take the reference path (whose code runs on CuPy unchanged).
+A backend that is not available (no numba, no compiled extension) is skipped by
+auto; asking for it by name raises an error saying why and what to do.
+"""
+import contextlib
+import os
+import time
+
+from .backend import is_cupy_array
+from . import cpu_ext
+
+BACKENDS = ('auto', 'numpy', 'numba', 'cpp')
+CONV_OPS = ('conv2d_forward', 'conv2d_backward_data', 'conv2d_backward_weight')
+FUSED_OPS = ('batch_norm_forward', 'batch_norm_backward', 'leaky_relu', 'leaky_relu_grad',
+             'adam_step', 'rmsprop_step')
+OPS = CONV_OPS + FUSED_OPS
+
+_choice = {}                 # op -> backend name
+_auto_pick = {}              # (op, shape key) -> implementation, filled by auto's measurements
+
+
+def _default_backend():
+    name = os.environ.get('MINIGAN_CONV', 'auto').strip().lower() or 'auto'
+    if name not in BACKENDS:
+        raise ValueError(f'MINIGAN_CONV={name!r} is not a backend: use one of {", ".join(BACKENDS)}')
+    return name
+
+
+def set_conv_backend(name, ops=None):
+    """Use backend `name` ('auto', 'numpy', 'numba', 'cpp') for `ops` (default: every op)."""
+    name = str(name).lower()
+    if name not in BACKENDS:
+        raise ValueError(f'unknown backend {name!r}: use one of {", ".join(BACKENDS)}')
+    ops = OPS if ops is None else ([ops] if isinstance(ops, str) else list(ops))
+    for op in ops:
+        if op not in OPS:
+            raise ValueError(f'unknown op {op!r}: the ops are {", ".join(OPS)}')
+    if name != 'auto' and name not in available_backends():
+        raise RuntimeError(f'backend {name!r} is not available here: {_why_unavailable(name)}')
+    for op in ops:
+        _choice[op] = name
+    _auto_pick.clear()
+
+
+def get_conv_backend(op='conv2d_forward'):
+    """The backend name chosen for `op` ('auto' unless set)."""
+    return _choice.get(op) or _choice.setdefault(op, _default_backend())
+
+
+@contextlib.contextmanager
+def conv_backend(name, ops=None):
+    """Context manager: run the block on backend `name`, then restore the previous choice."""
+    saved = {op: get_conv_backend(op) for op in OPS}
+    set_conv_backend(name, ops)
+    try:
+        yield
+    finally:
+        _choice.update(saved)
+        _auto_pick.clear()
+
+
+def available_backends():
+    """The backends that can run here, always including 'numpy'."""
+    names = ['numpy']
+    if _numba() is not None:
+        names.append('numba')
+    if cpu_ext.ext() is not None:
+        names.append('cpp')
+    return names
+
+
+def _why_unavailable(name):
+    if name == 'cpp':
+        return ('the C++ extension minigan._cpu was not built (no C++17 compiler at install?); '
+                'reinstall with `pip install -e .` after installing g++, or use "numba"/"numpy"')
+    return 'numba is not installed: `pip install numba`, or use "cpp"/"numpy"'
+
+
+_numba_mod = False
+
+
+def _numba():
+    global _numba_mod
+    if _numba_mod is False:
+        try:
+            from . import numba_kernels
+            _numba_mod = numba_kernels
+        except ImportError:
+            _numba_mod = None
+    return _numba_mod
+
+
+# ---- the implementations, by backend ------------------------------------------------------------
+
+def _impl(backend, op):
+    """The callable of `op` in `backend` (None where that backend has no such kernel)."""
+    if backend == 'numpy':
+        from . import reference_kernels
+        return getattr(reference_kernels, op, None)
+    if backend == 'numba':
+        return getattr(_numba(), op, None)
+    from . import cpp_kernels
+    return getattr(cpp_kernels, op, None)
+
+
+def _run(op, key, *args):
+    """Run `op` on the chosen backend; under auto, measure the candidates once per key."""
+    backend = _choice.get(op) or get_conv_backend(op)
+    if backend != 'auto':
+        fn = _impl(backend, op) or _impl('numpy', op)
+        return fn(*args)
+    fn = _auto_pick.get((op, key))
+    if fn is None:
+        fn = _measure(op, args)
+        _auto_pick[(op, key)] = fn
+    return fn(*args)
+
+
+def _measure(op, args, repeats=2):
+    best, best_t = None, float('inf')
+    for name in available_backends():
+        fn = _impl(name, op)
+        if fn is None:
+            continue
+        fn(*args)                                     # warm-up (and numba's compile or cache load)
+        t = float('inf')
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(*args)
+            t = min(t, time.perf_counter() - t0)
+        if name == 'cpp':
+            t *= 0.9                                  # within noise, prefer the compiled kernel
+        if t < best_t:
+            best, best_t = fn, t
+    return best
+
+
+def auto_choices():
+    """What auto picked so far: {(op, shape key): backend module name}."""
+    return {k: fn.__module__.rsplit('.', 1)[-1] for k, fn in _auto_pick.items()}
+
+
+# ---- the dispatched entry points -----------------------------------------------------------------
+
+def _pair(v):
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def conv2d_forward(x, w, stride=1, padding=0):
+    """y = conv2d(x, w): (N, C, H, W), (M, C, kh, kw) -> (N, M, OH, OW)."""
+    if is_cupy_array(x):
+        from .functional import im2col
+        return im2col.conv2d_forward(x, w, stride, padding)
+    s, p = _pair(stride), _pair(padding)
+    return _run('conv2d_forward', (x.shape, w.shape, x.dtype.char, s, p), x, w, s, p)
+
+
+def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
+    """gx of conv2d for an input of shape x_shape (also conv_transpose2d's forward)."""
+    if is_cupy_array(gy):
+        from .functional import im2col
+        return im2col.conv2d_backward_data(gy, w, x_shape, stride, padding)
+    s, p, x_shape = _pair(stride), _pair(padding), tuple(int(d) for d in x_shape)
+    return _run('conv2d_backward_data', (gy.shape, w.shape, x_shape, gy.dtype.char, s, p), gy, w, x_shape, s, p)
+
+
+def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0):
+    """gw of conv2d, of shape w_shape (M, C, kh, kw)."""
+    if is_cupy_array(x):
+        from .functional import im2col
+        return im2col.conv2d_backward_weight(x, gy, w_shape, stride, padding)
+    s, p, w_shape = _pair(stride), _pair(padding), tuple(int(d) for d in w_shape)
+    return _run('conv2d_backward_weight', (x.shape, gy.shape, w_shape, x.dtype.char, s, p), x, gy, w_shape, s, p)

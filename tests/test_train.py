@@ -1,0 +1,422 @@
+"""The training command and its steps: `python -m minigan.train` on tiny data.
+
+Every run here uses 24 synth images of 32x32, batch 4, and a generator and
+discriminator 16 times narrower than DCGAN-32 (ngf = ndf = 4, nz = 8), so a
+step takes a fraction of a second; the seed is fixed in each test.
+"""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan import checkpoint, runlog
+from minigan import train as train_mod
+from minigan.gan import losses, trainer as trainer_mod
+from minigan.gan.trainer import GANTrainer, wgan_critic_iters
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('data'))
+
+
+def tiny(data_dir, out, *extra, model='dcgan'):
+    return ['--data', 'synth', '--data-dir', data_dir, '--subset', '24', '--batch-size', '4',
+            '--nz', '8', '--ngf', '4', '--ndf', '4', '--quiet', '--device', 'cpu', '--seed', '3',
+            '--model', model, '--out', str(out)] + [str(a) for a in extra]
+
+
+def records(run_dir, kind=None):
+    rs = runlog.read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
+    return [r for r in rs if kind is None or r['type'] == kind]
+
+
+LOSS_KEYS = {'dcgan': ('loss_d', 'loss_g', 'd_x', 'd_g_z1', 'd_g_z2'),
+             'ralsgan': ('loss_d', 'loss_g', 'c_real', 'c_fake'),
+             'wgan': ('loss_d', 'loss_g', 'wasserstein'),
+             'wgan-gp': ('loss_d', 'loss_g', 'wasserstein', 'gp'),
+             'classifier': ('loss', 'acc')}
+
+
+# ---- whole runs ---------------------------------------------------------------------------
+@pytest.mark.parametrize('model', ['dcgan', 'ralsgan', 'wgan', 'wgan-gp', 'classifier'])
+def test_every_model_trains_a_few_steps_and_writes_its_run_folder(model, data_dir, tmp_path):
+    """One epoch of 6 batches: finite losses every step, and every file the issue lists."""
+    out = tmp_path / 'run'
+    args = tiny(data_dir, out, '--epochs', '1', '--sample-every', '2', model=model)
+    if model == 'classifier':
+        args += ['--max-steps', '3']
+    assert train_mod.main(args) == 0
+    steps = records(out, 'step')
+    assert len(steps) >= 1
+    for r in steps:
+        for k in LOSS_KEYS[model]:
+            assert math.isfinite(r[k]), (k, r)
+        assert r['step_time'] > 0 and r['images_per_s'] > 0
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['seed'] == 3 and cfg['model'] == model and cfg['version'] == mg.__version__
+    assert (out / 'checkpoints' / 'latest.npz').is_file()
+    assert (out / 'losses.png').is_file()
+    if model == 'classifier':
+        assert (out / 'confusion.png').is_file()
+        text = (out / 'confusion.txt').read_text()
+        assert 'true' in text and 'accuracy' in text
+    else:
+        epochs = records(out, 'epoch')
+        assert len(epochs) == 1 and (out / 'checkpoints' / 'epoch_001.npz').is_file()
+        assert (out / 'samples' / 'epoch_001.png').is_file()
+        assert (out / 'progress.gif').is_file()
+        assert 0 < epochs[0]['diversity'] < 10
+        for k in LOSS_KEYS[model]:                 # the epoch line holds the means of the step lines
+            np.testing.assert_allclose(epochs[0][k], np.mean([r[k] for r in steps]), rtol=1e-9)
+    if model == 'wgan':                             # 6 batches: all taken by the first (100-step) critic loop
+        assert [r['critic_steps'] for r in steps] == [6]
+    if model == 'wgan-gp':
+        assert [r['critic_steps'] for r in steps] == [5, 1]
+
+
+def test_classifier_reports_train_and_test_accuracy_per_epoch(data_dir, tmp_path):
+    out = tmp_path / 'clf'
+    assert train_mod.main(tiny(data_dir, out, '--epochs', '1', '--batch-size', '8', model='classifier')) == 0
+    (ep,) = records(out, 'epoch')
+    assert 0 <= ep['train_acc'] <= 1 and 0 <= ep['test_acc'] <= 1 and math.isfinite(ep['loss'])
+    lines = (out / 'confusion.txt').read_text().splitlines()
+    assert sum(1 for line in lines if line.split() and line.split()[0] in [str(d) for d in range(10)]) == 10
+
+
+@pytest.mark.parametrize('model,total,half,epochs', [('dcgan', 9, 4, 2), ('ralsgan', 5, 2, 1),
+                                                     ('wgan-gp', 4, 1, 2)])
+def test_resume_continues_exactly_like_an_uninterrupted_run(model, total, half, epochs, data_dir, tmp_path):
+    """N steps straight vs N/2, then --resume to N: the same metrics (timing aside) and weights.
+    dcgan crosses an epoch boundary after resuming mid-epoch; ralsgan restores its second (fresh
+    real batch) stream; wgan-gp its critic schedule and the penalty's random mixing weights."""
+    a, b = tmp_path / 'straight', tmp_path / 'resumed'
+    common = ['--epochs', epochs, '--sample-every', '3', '--checkpoint-every', '1000']
+    assert train_mod.main(tiny(data_dir, a, *common, '--max-steps', total, model=model)) == 0
+    assert train_mod.main(tiny(data_dir, b, *common, '--max-steps', half, model=model)) == 0
+    assert len(records(b, 'step')) == half
+    assert train_mod.main(['--resume', str(b), '--max-steps', str(total), '--quiet']) == 0
+    ra = [runlog.without_timing(r) for r in records(a)]
+    rb = [runlog.without_timing(r) for r in records(b)]
+    assert len(ra) == len(rb) and len(records(a, 'step')) == total
+    assert ra == rb
+    sa = checkpoint.load(checkpoint.latest_path(str(a)))
+    sb = checkpoint.load(checkpoint.latest_path(str(b)))
+    for net in ('G', 'D'):
+        for k in sa[net]:
+            np.testing.assert_array_equal(sa[net][k], sb[net][k])
+    assert sa['step'] == sb['step'] == total
+
+
+def test_resume_refuses_changed_settings_and_finished_runs(data_dir, tmp_path, capsys):
+    out = tmp_path / 'r'
+    assert train_mod.main(tiny(data_dir, out, '--max-steps', '1')) == 0
+    assert train_mod.main(['--resume', str(out), '--lr', '0.1']) == 2
+    assert '--lr cannot change' in capsys.readouterr().err
+    assert train_mod.main(['--resume', str(out), '--quiet']) == 0      # max-steps 1 reached: nothing to do
+    assert 'already finished' in capsys.readouterr().out
+    assert train_mod.main(tiny(data_dir, out, '--max-steps', '1')) == 2  # will not overwrite a run
+    assert 'already holds a run' in capsys.readouterr().err
+    assert train_mod.main(['--resume', str(tmp_path / 'nothing')]) == 2
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data_dir, tmp_path, monkeypatch, capsys):
+    """SIGINT during step 2: the step finishes, latest.npz is written at step 2, exit status 0,
+    and --resume carries on from there."""
+    out = tmp_path / 'run'
+    real_step = GANTrainer.step
+    calls = []
+
+    def step(self, source, i=0):
+        calls.append(i)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)      # as if the user pressed Ctrl-C now
+        return real_step(self, source, i)
+
+    monkeypatch.setattr(GANTrainer, 'step', step)
+    assert train_mod.main(tiny(data_dir, out, '--epochs', '2')) == 0
+    captured = capsys.readouterr()
+    assert 'interrupted at step 2' in captured.out and 'Traceback' not in captured.err
+    assert checkpoint.load(checkpoint.latest_path(str(out)))['step'] == 2
+    assert len(records(out, 'step')) == 2
+    monkeypatch.setattr(GANTrainer, 'step', real_step)
+    assert train_mod.main(['--resume', str(out), '--max-steps', '3', '--quiet']) == 0
+    assert [r['step'] for r in records(out, 'step')] == [1, 2, 3]
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
+    """A NaN generator loss at step 5: exit status 3, a message naming step 5 and the step-4
+    checkpoint, which is left as it was (no broken weights written)."""
+    out = tmp_path / 'run'
+    real_g_loss = losses.dcgan_g_loss
+    calls = []
+
+    def g_loss(d_fake):
+        calls.append(1)
+        loss = real_g_loss(d_fake)
+        return loss * float('nan') if len(calls) == 5 else loss
+
+    monkeypatch.setattr(losses, 'dcgan_g_loss', g_loss)
+    assert train_mod.main(tiny(data_dir, out, '--epochs', '3', '--checkpoint-every', '2')) == 3
+    err = capsys.readouterr().err
+    latest = checkpoint.latest_path(str(out))
+    assert 'loss_g became nan at step 5' in err and f'{latest} (step 4)' in err
+    assert 'Traceback' not in err
+    state = checkpoint.load(latest)
+    assert state['step'] == 4
+    for net in ('G', 'D'):
+        assert all(np.isfinite(v).all() for v in state[net].values())
+    assert [r['step'] for r in records(out, 'step')] == [1, 2, 3, 4]
+
+
+def test_mode_collapse_watch_logs_diversity_and_warns(data_dir, tmp_path, monkeypatch, capsys):
+    """Identical samples have diversity 0: logged at each grid, with a warning once past warm-up."""
+    out = tmp_path / 'run'
+    monkeypatch.setattr(train_mod, 'DIVERSITY_WARMUP', 0)
+    real_generate = train_mod.generate
+
+    def collapsed(G, z, chunk=None):
+        x = real_generate(G, z)
+        return mg.tensor(np.broadcast_to(x.numpy()[:1], x.shape).copy())
+
+    monkeypatch.setattr(train_mod, 'generate', collapsed)
+    assert train_mod.main(tiny(data_dir, out, '--max-steps', '2', '--sample-every', '1')) == 0
+    assert [r['diversity'] for r in records(out, 'step')] == [0.0, 0.0]
+    assert 'possible mode collapse' in capsys.readouterr().err
+
+
+def test_sample_command_draws_grids_and_walks(data_dir, tmp_path):
+    from PIL import Image
+    from minigan import sample
+    out = tmp_path / 'run'
+    assert train_mod.main(tiny(data_dir, out, '--max-steps', '1')) == 0
+    grid = tmp_path / 'grid.png'
+    assert sample.main([str(out), '--n', '16', '--out', str(grid), '--scale', '1', '--seed', '1']) == 0
+    assert Image.open(grid).size == (4 * 34 + 2, 2 * 34 + 2)      # 8 per row, 2 px padding
+    walk = tmp_path / 'walk.png'
+    assert sample.main([str(out), '--interpolate', '--n', '12', '--steps', '6', '--out', str(walk),
+                        '--scale', '1']) == 0
+    assert Image.open(walk).size == (6 * 34 + 2, 2 * 34 + 2)
+    assert sample.main([str(tmp_path / 'missing')]) == 2
+    # a walk starts and ends at its endpoints
+    rng = np.random.default_rng(0)
+    z = sample.latent_walks(3, 5, 8, rng)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 8)), rng.standard_normal((3, 8))
+    np.testing.assert_allclose(z.reshape(3, 5, 8)[:, 0], a, rtol=1e-12)
+    np.testing.assert_allclose(z.reshape(3, 5, 8)[:, -1], b, rtol=1e-12, atol=1e-12)
+
+
+# ---- the command line ------------------------------------------------------------------------
+def _cli(*args):
+    return subprocess.run([sys.executable, '-m', 'minigan.train', *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_help_documents_every_flag_with_its_default():
+    r = _cli('--help')
+    assert r.returncode == 0
+    text = ' '.join(r.stdout.split())
+    for flag in ('--data', '--data-dir', '--model', '--epochs', '--max-steps', '--batch-size', '--lr',
+                 '--image-size', '--device', '--out', '--resume', '--seed', '--sample-every',
+                 '--checkpoint-every', '--quiet'):
+        assert flag + ' ' in text
+    parser = train_mod.build_parser()
+    for action in parser._actions:
+        if action.option_strings and action.dest != 'help':
+            assert '(default:' in action.help, action.option_strings
+
+
+@pytest.mark.parametrize('args,expect', [
+    (['--data', 'no-such-set'], 'unknown dataset'),
+    (['--model', 'vae'], "invalid choice: 'vae'"),
+    (['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
+    (['--epochs', '0'], 'must be positive'),
+    (['--device', 'tpu'], "invalid choice: 'tpu'"),
+])
+def test_bad_arguments_exit_non_zero_with_one_line_and_no_traceback(args, expect, tmp_path):
+    r = _cli(*args, '--out', str(tmp_path / 'x'))
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and 'Traceback' not in r.stderr, r.stderr
+
+
+# ---- the steps themselves ----------------------------------------------------------------------
+class ListSource:
+    """Batches from a fixed list; remaining() counts down like an epoch."""
+
+    def __init__(self, batches, batch_size=4):
+        self.batches, self.batch_size, self.i = batches, batch_size, 0
+
+    def remaining(self):
+        return len(self.batches) - self.i
+
+    def next(self):
+        b = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        return b, None
+
+    fresh = next
+
+
+def _tiny_gan(algorithm, seed=0, lr=None):
+    from minigan import optim
+    from minigan.models import Discriminator32, Generator32
+    mg.manual_seed(seed)
+    G = Generator32(nz=8, ngf=4, nc=1)
+    D = Discriminator32(nc=1, ndf=4, batch_norm=algorithm != 'wgan-gp')
+    settings = train_mod.optimizer_settings(algorithm, lr or train_mod.DEFAULT_LR[algorithm])
+    return GANTrainer(algorithm, G, D, train_mod.make_optimizer(settings, G.parameters()),
+                      train_mod.make_optimizer(settings, D.parameters()), nz=8)
+
+
+def _real(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return mg.tensor(np.tanh(rng.standard_normal((n, 1, 32, 32)).astype(np.float32)))
+
+
+@pytest.mark.parametrize('algorithm', ['dcgan', 'ralsgan', 'wgan', 'wgan-gp'])
+def test_discriminator_loss_falls_when_the_generator_is_frozen(algorithm, monkeypatch):
+    """G's optimiser does nothing: D (or the critic) learns to tell the fixed real batch from G's samples."""
+    tr = _tiny_gan(algorithm, lr={'wgan': 5e-3}.get(algorithm, 2e-3))
+    monkeypatch.setattr(tr.opt_g, 'step', lambda *a: None)
+    g_before = [p.numpy() for p in tr.G.parameters()]
+    real = _real()
+    first = last = None
+    for i in range(12):
+        src = ListSource([real] * 5)
+        m = tr.step(src, 30 + i)                      # past WGAN's 100-critic-step warm-up
+        first = m['loss_d'] if first is None else first
+        last = m['loss_d']
+    assert last < first - 0.05 * abs(first) - 1e-4, (first, last)
+    for p, before in zip(tr.G.parameters(), g_before):
+        np.testing.assert_array_equal(p.numpy(), before)
+
+
+def test_wgan_clips_every_critic_parameter_after_every_critic_step():
+    """With a learning rate that moves weights far past 0.01 in one step, every critic parameter
+    (batch-norm included) is inside [-0.01, 0.01] whenever a critic step or the G step begins."""
+    tr = _tiny_gan('wgan', lr=0.05)
+    assert max(float(np.abs(p.numpy()).max()) for p in tr.d_params) > 0.01   # BN gamma ~ 1 at init
+    checks = []
+
+    class Checking(ListSource):
+        def next(self):
+            if self.i > 0:                            # a critic step has just finished
+                checks.append(max(float(np.abs(p.numpy()).max()) for p in tr.d_params))
+            return super().next()
+
+    real_update = tr._update
+
+    def update(loss, params, opt):                    # before the G step: the last critic step's clip
+        if params is tr.g_params:
+            checks.append(max(float(np.abs(p.numpy()).max()) for p in tr.d_params))
+        return real_update(loss, params, opt)
+
+    tr._update = update
+    m = tr.step(Checking([_real(seed=s) for s in range(7)]), 40)
+    assert m['critic_steps'] == 5 and len(checks) == 5
+    assert max(checks) <= 0.01 + 1e-7
+    # the step itself moved the weights a lot: without the clip they would be outside
+    tr2 = _tiny_gan('wgan', lr=0.05)
+    tr2.clip_critic = lambda: None
+    tr2.step(ListSource([_real(seed=s) for s in range(7)]), 40)
+    assert max(float(np.abs(p.numpy()).max()) for p in tr2.d_params) > 0.05
+
+
+def test_wgan_critic_schedule():
+    assert [wgan_critic_iters(g) for g in (0, 1, 24)] == [100, 100, 100]
+    assert [wgan_critic_iters(g) for g in (25, 26, 499, 501)] == [5, 5, 5, 5]
+    assert [wgan_critic_iters(g) for g in (500, 1000)] == [100, 100]
+
+
+def test_generator_step_does_not_compute_discriminator_weight_gradients(monkeypatch):
+    """Count the conv weight-gradient kernels by weight shape during one DCGAN step: each D weight's
+    gradient is computed twice (real and fake branch of the D step), never in the G step."""
+    conv = pytest.importorskip('minigan.functional.conv')
+    if not hasattr(conv, 'Conv2dGradWeight'):
+        pytest.skip('the conv implementation has no separate weight-gradient Function')
+    tr = _tiny_gan('dcgan')
+    tr.D = tr.D    # (Discriminator32 with ndf 4, nc 1: shapes differ from G's)
+    seen = []
+    real_forward = conv.Conv2dGradWeight.forward
+
+    def forward(self, x, gy):
+        seen.append(tuple(self.w_shape))
+        return real_forward(self, x, gy)
+
+    monkeypatch.setattr(conv.Conv2dGradWeight, 'forward', forward)
+    tr.step(ListSource([_real()]), 0)
+    d_shapes = [tuple(p.shape) for p in tr.d_params if p.ndim == 4]
+    g_shapes = [tuple(p.shape) for p in tr.g_params if p.ndim == 4]
+    assert not set(d_shapes) & set(g_shapes)
+    for s in d_shapes:
+        assert seen.count(s) == 2, (s, seen)
+    for s in g_shapes:
+        assert seen.count(s) == 1, (s, seen)
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+def _state(seed):
+    rng = np.random.default_rng(seed)
+    return {'step': seed, 'w': rng.standard_normal((3, 4)).astype(np.float32),
+            'opt': {'state': {0: {'step': 2, 'exp_avg': rng.standard_normal(5)}},
+                    'param_groups': [{'lr': 1e-3, 'betas': (0.5, 0.999), 'params': [0]}]},
+            'rng': np.random.default_rng(seed).bit_generator.state, 'none': None, 't': mg.tensor([1.0, 2.0])}
+
+
+def test_checkpoint_round_trip_keeps_types_and_values(tmp_path):
+    st = _state(7)
+    path = checkpoint.save(tmp_path / 'c.npz', st)
+    back = checkpoint.load(path)
+    np.testing.assert_array_equal(back['w'], st['w'])
+    assert back['w'].dtype == np.float32
+    assert back['opt']['param_groups'][0]['betas'] == (0.5, 0.999)           # tuples stay tuples
+    assert list(back['opt']['state']) == [0]                                  # int keys stay ints
+    assert back['rng'] == st['rng'] and back['none'] is None and back['step'] == 7
+    np.testing.assert_array_equal(back['t'].numpy(), [1.0, 2.0])
+
+
+def test_crash_during_checkpoint_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+    path = tmp_path / 'checkpoints' / 'latest.npz'
+    checkpoint.save(path, _state(1))
+    real_savez = np.savez
+
+    def dying_savez(f, **arrays):                      # half the bytes, then the "power cut"
+        real_savez(f, **arrays)
+        f.seek(f.tell() // 2)
+        f.truncate()
+        raise OSError('No space left on device')
+
+    monkeypatch.setattr(np, 'savez', dying_savez)
+    with pytest.raises(OSError):
+        checkpoint.save(path, _state(2))
+    monkeypatch.setattr(np, 'savez', real_savez)
+    back = checkpoint.load(path)
+    assert back['step'] == 1
+    np.testing.assert_array_equal(back['w'], _state(1)['w'])
+    assert sorted(os.listdir(path.parent)) == ['latest.npz']            # no temporary left behind
+    # a process killed mid-write leaves a temporary: it is never read, and the next run removes it
+    (path.parent / 'latest.npz.tmp.12345').write_bytes(b'PK\x03\x04garbage')
+    assert checkpoint.find_latest(str(tmp_path)) == str(path)
+    checkpoint.remove_stale_temporaries(str(tmp_path))
+    assert sorted(os.listdir(path.parent)) == ['latest.npz']
+    path.write_bytes(b'not a zip')
+    with pytest.raises(checkpoint.CheckpointError, match='damaged'):
+        checkpoint.load(path)
+
+
+def test_diversity_measure():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 2, 2))
+    d = [np.linalg.norm((x[i] - x[j]).ravel()) for i in range(5) for j in range(i + 1, 5)]
+    np.testing.assert_allclose(runlog.mean_pairwise_distance(x), np.mean(d), rtol=1e-9)
+    assert runlog.mean_pairwise_distance(np.repeat(x[:1], 4, axis=0)) == pytest.approx(0.0, abs=1e-6)
