@@ -26,13 +26,15 @@ using fort_d = void (*)(const char *, const char *, const int *, const int *, co
 
 Kind g_kind = NONE;
 void *g_sgemm = nullptr, *g_dgemm = nullptr;
+using local_fn = int (*)(int);
+local_fn g_local = nullptr;
 
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 template <typename T>
 void gemm_loops(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
                 int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(team())
     for (int64_t i = 0; i < m; ++i) {
         T *ci = c + i * ldc;
         for (int64_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
@@ -70,10 +72,11 @@ void gemm_any(void *fn, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alp
     }
 }
 
-void set_blas(int kind, uintptr_t sgemm, uintptr_t dgemm) {
+void set_blas(int kind, uintptr_t sgemm, uintptr_t dgemm, uintptr_t local) {
     g_kind = Kind(kind);
     g_sgemm = reinterpret_cast<void *>(sgemm);
     g_dgemm = reinterpret_cast<void *>(dgemm);
+    g_local = reinterpret_cast<local_fn>(local);
 }
 
 // C = A @ B through the same path, for the tests of this file.
@@ -92,6 +95,13 @@ Arr<T> matmul(Arr<T> a, Arr<T> b) {
 
 }  // namespace
 
+bool blas_splits() { return g_kind == NONE || g_local != nullptr; }
+
+int blas_local(int n) {
+    if (g_kind == NONE) return 1;  // the built-in loops follow team()
+    return g_local ? g_local(n) : -1;
+}
+
 template <>
 void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -105,8 +115,9 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
 }
 
 void bind_blas(py::module_ &m) {
-    m.def("set_blas", &set_blas, py::arg("kind"), py::arg("sgemm"), py::arg("dgemm"),
-          "kind 0: built-in loops, 1: CBLAS ILP64 addresses, 2: Fortran LP64 addresses");
+    m.def("set_blas", &set_blas, py::arg("kind"), py::arg("sgemm"), py::arg("dgemm"), py::arg("local") = 0,
+          "kind 0: built-in loops, 1: CBLAS ILP64 addresses, 2: Fortran LP64 addresses; local: the "
+          "address of openblas_set_num_threads_local, or 0");
     m.def("blas_kind", [] { return int(g_kind); });
     m.def("matmul", &matmul<float>);
     m.def("matmul", &matmul<double>);

@@ -16,6 +16,10 @@
 
 #include "minigan.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace mg {
 
 namespace {
@@ -61,7 +65,7 @@ template <typename T>
 void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *dst) {
     constexpr int64_t B = 16;
     const int64_t tr = (rows + B - 1) / B, tc = (cols + B - 1) / B;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t t = 0; t < tr * tc; ++t) {
             const int64_t r0 = (t / tc) * B, c0 = (t % tc) * B;
@@ -80,7 +84,7 @@ void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *ds
 template <typename T>
 void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
     const int64_t K = g.K(), C = g.c;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t oh = 0; oh < g.oh; ++oh) {
             const T *xn = xt + nl * g.h * g.w * C;
@@ -110,7 +114,7 @@ void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
 template <typename T>
 void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
     const int64_t K = g.K(), C = g.c;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t ih = 0; ih < g.h; ++ih) {
             const T *cn = col + nl * g.P() * K;
@@ -159,8 +163,46 @@ void weight_from_cl(const T *wp, const Geom &g, T *w) {
     transpose_batch(wp, g.m, g.kh * g.kw, g.c, w);
 }
 
-// Samples per chunk: the column buffer of a chunk fits g_chunk_bytes.
-int64_t chunk_of(const Geom &g, size_t elem) { return g.chunk(elem); }
+// How a primitive walks the batch: chunks of nb samples, either one after another (each
+// step's loops on OpenMP threads, the GEMM on the BLAS's threads) or, when the BLAS can
+// be made serial per thread, chunks spread over the threads (one parallel region, no
+// two thread pools taking turns). `slots` sets of per-thread buffers are needed.
+struct Plan {
+    int64_t nb, chunks;
+    int slots;
+    bool parallel;
+};
+
+Plan plan_of(const Geom &g, size_t elem) {
+    const int nt = num_threads();
+    int64_t nb = g.chunk(elem);
+    const bool split = nt > 1 && blas_splits() && g.n > 1;
+    if (split) nb = std::min<int64_t>(nb, std::max<int64_t>(1, (g.n + 2 * nt - 1) / (2 * nt)));
+    const int64_t chunks = (g.n + nb - 1) / nb;
+    const bool parallel = split && chunks > 1;
+    return {nb, chunks, parallel ? nt : 1, parallel};
+}
+
+// body(n0, count, slot) for every chunk.
+template <typename F>
+void run_chunks(const Geom &g, const Plan &p, F &&body) {
+    if (!p.parallel) {
+        for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), 0);
+        return;
+    }
+#pragma omp parallel num_threads(p.slots)
+    {
+        const int prev = blas_local(1);
+#ifdef _OPENMP
+        const int slot = omp_get_thread_num();
+#else
+        const int slot = 0;
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), slot);
+        if (prev > 0) blas_local(prev);
+    }
+}
 
 template <typename T>
 Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
@@ -173,17 +215,18 @@ Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t p
     T *yd = y.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
-        auto wp = buffer<T>(g.m * K), xt = buffer<T>(nb * HWC), col = buffer<T>(nb * P * K),
-             out = buffer<T>(nb * P * g.m);
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
+        const Plan p = plan_of(g, sizeof(T));
+        const int64_t per = p.nb * (HWC + P * K + P * g.m);   // xt, col, out of one slot
+        auto wp = buffer<T>(g.m * K), work = buffer<T>(p.slots * per);
         weight_to_cl(wd, g, wp.get());
-        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-            const int64_t cur = std::min(nb, g.n - n0);
-            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt.get());
-            im2col_cl(xt.get(), g, cur, col.get());
-            gemm<T>(false, true, cur * P, g.m, K, T(1), col.get(), K, wp.get(), K, T(0), out.get(), g.m);
-            transpose_batch(out.get(), cur, P, g.m, yd + n0 * g.m * P);
-        }
+        run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
+            T *xt = work.get() + slot * per, *col = xt + p.nb * HWC, *out = col + p.nb * P * K;
+            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
+            im2col_cl(xt, g, cur, col);
+            gemm<T>(false, true, cur * P, g.m, K, T(1), col, K, wp.get(), K, T(0), out, g.m);
+            transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P);
+        });
     }
     return y;
 }
@@ -202,17 +245,18 @@ Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int
     T *gxd = gx.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
-        auto wp = buffer<T>(g.m * K), gyt = buffer<T>(nb * P * g.m), gcol = buffer<T>(nb * P * K),
-             gxt = buffer<T>(nb * HWC);
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
+        const Plan p = plan_of(g, sizeof(T));
+        const int64_t per = p.nb * (P * g.m + P * K + HWC);   // gyt, gcol, gxt of one slot
+        auto wp = buffer<T>(g.m * K), work = buffer<T>(p.slots * per);
         weight_to_cl(wd, g, wp.get());
-        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-            const int64_t cur = std::min(nb, g.n - n0);
-            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt.get());
-            gemm<T>(false, false, cur * P, K, g.m, T(1), gyt.get(), g.m, wp.get(), K, T(0), gcol.get(), K);
-            col2im_cl(gcol.get(), g, cur, gxt.get());
-            transpose_batch(gxt.get(), cur, g.h * g.w, g.c, gxd + n0 * HWC);
-        }
+        run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
+            T *gyt = work.get() + slot * per, *gcol = gyt + p.nb * P * g.m, *gxt = gcol + p.nb * P * K;
+            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
+            gemm<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp.get(), K, T(0), gcol, K);
+            col2im_cl(gcol, g, cur, gxt);
+            transpose_batch(gxt, cur, g.h * g.w, g.c, gxd + n0 * HWC);
+        });
     }
     return gx;
 }
@@ -231,19 +275,25 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
     T *gwd = gw.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, nb = chunk_of(g, sizeof(T));
-        auto gwp = buffer<T>(g.m * K), xt = buffer<T>(nb * HWC), col = buffer<T>(nb * P * K),
-             gyt = buffer<T>(nb * P * g.m);
-        std::fill(gwp.get(), gwp.get() + g.m * K, T(0));
-        for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
-            const int64_t cur = std::min(nb, g.n - n0);
-            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt.get());
-            im2col_cl(xt.get(), g, cur, col.get());
-            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt.get());
-            gemm<T>(true, false, g.m, K, cur * P, T(1), gyt.get(), g.m, col.get(), K,
-                    n0 == 0 ? T(0) : T(1), gwp.get(), K);
+        const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, MK = g.m * K;
+        const Plan p = plan_of(g, sizeof(T));
+        const int64_t per = MK + p.nb * (HWC + P * K + P * g.m);   // partial gW, xt, col, gyt
+        auto work = buffer<T>(p.slots * per);
+        for (int s = 0; s < p.slots; ++s) std::fill(work.get() + s * per, work.get() + s * per + MK, T(0));
+        run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
+            T *gwp = work.get() + slot * per, *xt = gwp + MK, *col = xt + p.nb * HWC, *gyt = col + p.nb * P * K;
+            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
+            im2col_cl(xt, g, cur, col);
+            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
+            gemm<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K);
+        });
+        T *sum = work.get();
+        for (int s = 1; s < p.slots; ++s) {
+            const T *part = work.get() + s * per;
+#pragma omp parallel for schedule(static) num_threads(team())
+            for (int64_t t = 0; t < MK; ++t) sum[t] += part[t];
         }
-        weight_from_cl(gwp.get(), g, gwd);
+        weight_from_cl(sum, g, gwd);
     }
     return gw;
 }

@@ -19,6 +19,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
           int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc);
 
 int num_threads();  // the thread count that minigan.set_num_threads chose
+int team();         // threads for a loop here: num_threads(), or 1 inside a parallel region
+
+// Batch-parallel mode: when the BLAS lets each thread run its own single-threaded GEMM
+// (OpenBLAS's openblas_set_num_threads_local), the conv primitives split the batch over
+// OpenMP threads and call the GEMM serially from each; blas_local(n) sets this thread's
+// BLAS thread count and returns the previous one (or -1 when the BLAS has no such call).
+int blas_local(int n);
+bool blas_splits();  // can each thread run its own serial GEMM?
 
 void bind_blas(py::module_ &m);
 void bind_conv(py::module_ &m);

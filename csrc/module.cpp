@@ -11,6 +11,14 @@ static int g_threads = 1;
 
 int num_threads() { return g_threads; }
 
+int team() {
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : g_threads;
+#else
+    return 1;
+#endif
+}
+
 static void set_num_threads(int n) {
     g_threads = n < 1 ? 1 : n;
 #ifdef _OPENMP

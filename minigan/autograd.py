@@ -10,11 +10,13 @@ has no reference cycles and dies with its last tensor.
 """
 import contextlib
 import heapq
+import itertools
 import weakref
 
 import numpy as np
 
 _grad_enabled = True          # grad mode: the one global switch, like torch's
+_creation_order = itertools.count()   # orders backward deterministically (not by memory address)
 
 
 def is_grad_enabled():
@@ -62,6 +64,7 @@ class Function:
             self.inputs = inputs
             self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
             self.generation = max(x.generation for x in inputs if x is not None)
+            self._seq = next(_creation_order)   # ties in generation: newest first, the same every run
             for y in outputs:             # integer/bool outputs carry no gradient, as in PyTorch
                 if y.dtype.kind in 'fc':
                     y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
@@ -134,7 +137,7 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
                 raise RuntimeError('this graph was already freed by a backward pass; '
                                    'pass retain_graph=True to the first backward to reuse it')
             seen.add(id(f))
-            heapq.heappush(heap, (-f.generation, id(f), f))
+            heapq.heappush(heap, (-f.generation, -f._seq, f))
 
     with set_grad_enabled(create_graph):
         for y, gy in zip(outputs, grad_outputs):
@@ -175,7 +178,6 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
 
 def _zeros_like_output(f, i):
     """A zero gradient for output i, built from its recorded shape (the output itself may be gone)."""
-    import numpy as np
     from .backend import cupy_or_raise
     from .tensor import Tensor
     shape, dtype, array_type = f._output_specs[i]

@@ -60,7 +60,9 @@ def _find_blas():
             except AttributeError:
                 continue
             _blas_lib = lib
-            return 1, ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value
+            local = getattr(lib, 'openblas_set_num_threads_local', None)   # OpenBLAS >= 0.3.27
+            return (1, ctypes.cast(s, ctypes.c_void_p).value, ctypes.cast(d, ctypes.c_void_p).value,
+                    ctypes.cast(local, ctypes.c_void_p).value if local is not None else 0)
     try:
         from scipy.linalg import cython_blas
         get = ctypes.pythonapi.PyCapsule_GetPointer
@@ -68,9 +70,9 @@ def _find_blas():
         name = ctypes.pythonapi.PyCapsule_GetName
         name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
         caps = cython_blas.__pyx_capi__
-        return 2, get(caps['sgemm'], name(caps['sgemm'])), get(caps['dgemm'], name(caps['dgemm']))
+        return 2, get(caps['sgemm'], name(caps['sgemm'])), get(caps['dgemm'], name(caps['dgemm'])), 0
     except Exception:  # no SciPy, or a build without the capsules
-        return 0, 0, 0
+        return 0, 0, 0, 0
 
 
 def get_num_threads():

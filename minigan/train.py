@@ -360,13 +360,17 @@ class Run:
         self.nc = ds.image_shape[0]
         self.multi_label = bool(getattr(ds, 'multilabel', False))
         flip = cfg['flip'] == 'on'
+        # no background thread on the CPU: a concurrent thread changes how many threads the BLAS
+        # uses for a product, hence the rounding, and resumed runs would drift from straight ones
+        prefetch = 0 if self.device == 'cpu' else 2
         loader = DataLoader(ds, batch_size=cfg['batch_size'], shuffle=True, drop_last=True, flip=flip,
-                            device=self.device, seed=cfg['seed'])
+                            device=self.device, seed=cfg['seed'], prefetch=prefetch)
         self.stream = Stream(loader)
         fresh = None
         if cfg['model'] == 'ralsgan':
             fresh = Stream(DataLoader(ds, batch_size=cfg['batch_size'], shuffle=True, drop_last=True,
-                                      flip=flip, device=self.device, seed=cfg['seed'] + 7919),
+                                      flip=flip, device=self.device, seed=cfg['seed'] + 7919,
+                                      prefetch=prefetch),
                            endless=True)
         self.fresh_stream = fresh
         self.source = Source(self.stream, fresh)
@@ -390,7 +394,7 @@ class Run:
             self.trainer = ClassifierTrainer(self.net, self.opt, self.multi_label)
             self.test_ds = self._test_set(load_dataset, ds)
             self.test_loader = DataLoader(self.test_ds, batch_size=256, shuffle=False, drop_last=False,
-                                          flip=False, device=self.device, seed=0)
+                                          flip=False, device=self.device, seed=0, prefetch=prefetch)
             self.loss_keys = ['loss']
         self.steps_per_epoch = len(loader)
         self.planned = self._planned_steps()

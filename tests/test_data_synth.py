@@ -7,6 +7,8 @@ import pytest
 from minigan.data import DatasetError, DatasetWarning, load_dataset, save_grid
 from minigan.data import synth
 
+from test_data_common import need_slow
+
 
 def test_shapes_dtype_and_balanced_classes():
     x, y = synth.generate(1000, 'train', seed=0, workers=0)
@@ -115,7 +117,8 @@ def test_save_grid_writes_a_png(tmp_path):
 
 
 @pytest.mark.slow
-def test_50000_images_in_under_20_seconds(tmp_path):
+def test_50000_images_in_under_20_seconds(request):
+    need_slow(request)
     t = time.perf_counter()
     x, y = synth.generate(50_000, 'train', seed=0)
     took = time.perf_counter() - t

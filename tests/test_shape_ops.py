@@ -6,7 +6,6 @@ import pytest
 
 import minigan as mg
 import minigan.functional as MF
-from conftest import to_numpy
 from test_math_ops import check_op
 
 torch = pytest.importorskip("torch")

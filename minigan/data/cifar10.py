@@ -27,12 +27,15 @@ CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'hors
 _ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
             ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
             ('numpy._core.multiarray', 'scalar'), ('copy_reg', '_reconstructor'),
-            ('copyreg', '_reconstructor'), ('__builtin__', 'object'), ('builtins', 'object')}
+            ('copyreg', '_reconstructor'), ('__builtin__', 'object'), ('builtins', 'object'),
+            ('_codecs', 'encode')}          # how protocol-2 pickles from Python 3 store bytes
 
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
+            if module.startswith('numpy.core') and hasattr(np, '_core'):
+                module = 'numpy._core' + module[len('numpy.core'):]   # NumPy 2 renamed it
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f'refusing to load {module}.{name}: a CIFAR batch holds only '
                                      'arrays, lists and strings')

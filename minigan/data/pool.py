@@ -3,9 +3,13 @@
 Results come back in job order, so they never depend on the number of workers.
 On Linux the workers are forked (no re-import of the user's script); elsewhere
 they are spawned. If no pool can be started, the jobs run in this process.
+MINIGAN_DATA_WORKERS sets the number of workers (1: no pool).
 """
 import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from .errors import warn
 
@@ -31,21 +35,13 @@ def map_jobs(fn, jobs, workers=None):
     workers = min(workers, len(jobs))
     if workers <= 1:
         return [fn(j) for j in jobs]
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context('fork' if 'fork' in methods and os.name == 'posix'
-                                      and not _is_macos() else 'spawn')
+    # fork on Linux: no re-import of the user's script. Elsewhere spawn; if its workers cannot
+    # start (e.g. a script without `if __name__ == "__main__":`), the pool breaks and the jobs
+    # run here instead of hanging.
+    method = 'fork' if sys.platform.startswith('linux') else 'spawn'
     try:
-        pool = ctx.Pool(workers)
-    except (OSError, ValueError, ImportError) as e:
-        warn(f'could not start {workers} worker processes ({e}); working in one process')
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            return list(pool.map(fn, jobs))
+    except (BrokenProcessPool, OSError, PermissionError) as e:
+        warn(f'worker processes failed ({type(e).__name__}: {e}); working in one process instead')
         return [fn(j) for j in jobs]
-    try:
-        return pool.map(fn, jobs, chunksize=1)
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-def _is_macos():
-    import sys
-    return sys.platform == 'darwin'

@@ -8,6 +8,7 @@ All three are bilinear, so the gradient of each is built from the other two.
 Layouts follow PyTorch: Conv2d weight (C_out, C_in, kH, kW); ConvTranspose2d
 weight (C_in, C_out, kH, kW), which is the conv2d weight of the adjoint map.
 """
+from .. import dispatch
 from ..autograd import Function
 from ..tensor import Tensor
 from . import im2col as _ref
@@ -20,7 +21,7 @@ class Conv2d(Function):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y = _ref.conv2d_forward(x, w, self.stride, self.padding)
+        y = dispatch.conv2d_forward(x, w, self.stride, self.padding)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
@@ -43,7 +44,7 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, w, b=None):
         out_shape = (x.shape[0], w.shape[1]) + self.out_hw
-        y = _ref.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
+        y = dispatch.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
@@ -65,7 +66,7 @@ class Conv2dGradWeight(Function):
         self.stride, self.padding, self.w_shape = stride, padding, tuple(w_shape)
 
     def forward(self, x, gy):
-        return _ref.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
+        return dispatch.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
 
     def backward(self, ggw):                     # <ggw, gw(x, gy)> = <gy, conv(x, ggw)> = <x, conv^T(gy, ggw)>
         x, gy = self.inputs

@@ -17,8 +17,9 @@ over this layout, whose reduction axis K is contiguous, was the fastest of four
 layouts tried (it beat both (C*kH*kW, N*OH*OW) with one GEMM and a batched GEMM
 over (N, C*kH*kW, OH*OW), which starves BLAS when OH*OW is 16 or 64).
 
-im2col copies kH*kW strided slices of the padded input (a Python loop over the
-kernel offsets only); col2im, its adjoint, scatter-adds the same slices back.
+im2col copies the kH*kW strided slices of the padded input (one strided view
+holding all of them, then one copy); col2im, its adjoint, scatter-adds the same
+slices back (a Python loop over the kernel offsets only).
 """
 from ..backend import get_array_module
 
@@ -57,10 +58,11 @@ def im2col(x, kh, kw, stride, padding):
     xpad = xp.zeros((n, hp, wp, c), dtype=x.dtype)
     hi, wi = max(0, min(h, hp - ph)), max(0, min(w, wp - pw))
     xpad[:, ph:ph + hi, pw:pw + wi, :] = x[:, :, :hi, :wi].transpose(0, 2, 3, 1)
-    col = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            col[:, :, :, i, j, :] = xpad[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+    # the kh*kw strided slices xpad[:, i::sh, j::sw, :] as one view, then one copy: (kw, C) is then a
+    # single contiguous run of the source, which copies twice as fast as a loop of per-offset slices
+    sn, sr, sc, sch = xpad.strides
+    windows = xp.lib.stride_tricks.as_strided(xpad, (n, oh, ow, kh, kw, c), (sn, sr * sh, sc * sw, sr, sc, sch))
+    col = xp.ascontiguousarray(windows)
     return col
 
 

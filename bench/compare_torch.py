@@ -1,0 +1,308 @@
+"""minigan against PyTorch on the workloads of shared/spec/models.md, same process, same threads.
+
+    python bench/compare_torch.py                          # every workload, 2 threads, backend auto
+    python bench/compare_torch.py --backend numpy          # the NumPy reference path
+    python bench/compare_torch.py -w dcgan32_b64 --repeats 20 --memory
+
+Both libraries run the same architecture with the same weights (the torch model is
+built from the minigan one and its state_dict copied over), the same optimizer and
+the same data. Steps alternate (minigan, torch, minigan, ...) after warm-up, so slow
+phases of a shared machine hit both; the table shows median milliseconds per step,
+the ratio minigan / torch, and GFLOP/s counted from the conv GEMMs of one step (the
+same count for both). --memory runs each library alone in a subprocess and reports
+the peak resident memory a step adds above the model's (ru_maxrss - rss before).
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+WORKLOADS = ('dcgan32_b64', 'dcgan32_b128', 'wgangp32_b64', 'dcgan64_b64', 'classifier32_b128')
+
+
+# ---- minigan -> torch model translation ---------------------------------------------------------
+
+def torch_model(model):
+    """The torch.nn.Sequential with the same layers and weights as minigan Sequential `model`."""
+    import torch
+    tnn = torch.nn
+    layers = []
+    for m in model.children():
+        kind = type(m).__name__
+        if kind == 'Conv2d':
+            t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+        elif kind == 'ConvTranspose2d':
+            t = tnn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                    bias=m.bias is not None)
+        elif kind == 'BatchNorm2d':
+            t = tnn.BatchNorm2d(m.num_features, eps=m.eps, momentum=m.momentum)
+        elif kind == 'Linear':
+            t = tnn.Linear(m.weight.shape[1], m.weight.shape[0], bias=m.bias is not None)
+        elif kind == 'LeakyReLU':
+            t = tnn.LeakyReLU(m.negative_slope, inplace=True)
+        elif kind == 'ReLU':
+            t = tnn.ReLU(inplace=True)
+        elif kind == 'Tanh':
+            t = tnn.Tanh()
+        elif kind == 'MaxPool2d':
+            t = tnn.MaxPool2d(m.kernel_size, m.stride)
+        elif kind == 'Flatten':
+            t = tnn.Flatten()
+        elif kind == 'Dropout':
+            t = tnn.Dropout(m.p)
+        else:
+            raise TypeError(f'no torch translation for {kind}')
+        layers.append(t)
+    tm = tnn.Sequential(*layers)
+    tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
+    return tm
+
+
+# ---- the workloads, once per library --------------------------------------------------------------
+
+def build(workload, lib, seed=0):
+    """(step function, description) for one library; both libraries see the same weights and data."""
+    import minigan as mg
+    from minigan import models
+    mg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    name, batch = workload.rsplit('_b', 1)
+    b = int(batch)
+    if name.startswith('classifier'):
+        net = models.Classifier32()
+        x = rng.uniform(-1, 1, (b, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 10, b).astype(np.int64)
+        return _classifier_step(lib, net, x, y)
+    size = 64 if name.startswith('dcgan64') else 32
+    G = models.Generator64() if size == 64 else models.Generator32()
+    if name.startswith('wgangp'):
+        D = models.Critic32()
+    else:
+        D = models.Discriminator64() if size == 64 else models.Discriminator32()
+    real = rng.uniform(-1, 1, (b, 3, size, size)).astype(np.float32)
+    z = rng.standard_normal((2, b, 100, 1, 1)).astype(np.float32)
+    if name.startswith('wgangp'):
+        alpha = rng.uniform(0, 1, (b, 1, 1, 1)).astype(np.float32)
+        return _wgangp_step(lib, G, D, real, z, alpha)
+    return _dcgan_step(lib, G, D, real, z)
+
+
+def _dcgan_step(lib, G, D, real, z):
+    if lib == 'minigan':
+        import minigan as mg
+        import minigan.nn.functional as F
+        from minigan import optim
+        og = optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+        od = optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+        real_t, z_t = mg.tensor(real), mg.tensor(z[0])
+        ones, zeros = mg.ones(real.shape[0]), mg.zeros(real.shape[0])
+        bce = F.binary_cross_entropy_with_logits
+    else:
+        import torch
+        G, D = torch_model(G), torch_model(D)
+        og = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+        od = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+        real_t, z_t = torch.from_numpy(real), torch.from_numpy(z[0])
+        ones, zeros = torch.ones(real.shape[0]), torch.zeros(real.shape[0])
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def step():
+        fake = G(z_t)
+        od.zero_grad()
+        d_loss = bce(D(real_t).reshape(-1), ones) + bce(D(fake.detach()).reshape(-1), zeros)
+        d_loss.backward()
+        od.step()
+        og.zero_grad()
+        g_loss = bce(D(fake).reshape(-1), ones)
+        g_loss.backward()
+        og.step()
+    return step
+
+
+def _wgangp_step(lib, G, D, real, z, alpha):
+    """One critic step (Wasserstein loss + lambda 10 gradient penalty) and one generator step."""
+    if lib == 'minigan':
+        import minigan as mg
+        from minigan import optim
+        og = optim.Adam(G.parameters(), 1e-4, betas=(0.5, 0.9))
+        od = optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.9))
+        real_t, z1, z2, a = mg.tensor(real), mg.tensor(z[0]), mg.tensor(z[1]), mg.tensor(alpha)
+
+        def grad_of(out, x):
+            return mg.grad([out.sum()], [x], create_graph=True)[0]
+    else:
+        import torch
+        G, D = torch_model(G), torch_model(D)
+        og = torch.optim.Adam(G.parameters(), 1e-4, betas=(0.5, 0.9))
+        od = torch.optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.9))
+        real_t, z1, z2, a = (torch.from_numpy(v) for v in (real, z[0], z[1], alpha))
+
+        def grad_of(out, x):
+            return torch.autograd.grad([out.sum()], [x], create_graph=True)[0]
+    b = real.shape[0]
+
+    def step():
+        fake = G(z1).detach()
+        od.zero_grad()
+        x_hat = (real_t + a * (fake - real_t)).detach().requires_grad_()
+        g = grad_of(D(x_hat), x_hat)
+        gp = 10 * ((((g.reshape(b, -1) ** 2).sum(1) + 1e-12).sqrt() - 1) ** 2).mean()
+        d_loss = D(fake).mean() - D(real_t).mean() + gp
+        d_loss.backward()
+        od.step()
+        og.zero_grad()
+        g_loss = -D(G(z2)).mean()
+        g_loss.backward()
+        og.step()
+    return step
+
+
+def _classifier_step(lib, net, x, y):
+    if lib == 'minigan':
+        import minigan as mg
+        import minigan.nn.functional as F
+        from minigan import optim
+        opt = optim.SGD(net.parameters(), 0.01, momentum=0.9)
+        xt, yt, ce = mg.tensor(x), mg.tensor(y), F.cross_entropy
+    else:
+        import torch
+        net = torch_model(net)
+        opt = torch.optim.SGD(net.parameters(), 0.01, momentum=0.9)
+        xt, yt, ce = torch.from_numpy(x), torch.from_numpy(y), torch.nn.functional.cross_entropy
+
+    def step():
+        opt.zero_grad()
+        ce(net(xt), yt).backward()
+        opt.step()
+    return step
+
+
+# ---- measuring ------------------------------------------------------------------------------------
+
+def conv_flops(step):
+    """FLOPs of the conv GEMMs in one step, counted at the dispatcher (2 M N K per primitive)."""
+    from minigan import dispatch
+    total = [0]
+    saved = {op: getattr(dispatch, op) for op in dispatch.CONV_OPS}
+
+    def counting(op):
+        def wrapped(*args, **kw):
+            out = saved[op](*args, **kw)
+            if op == 'conv2d_forward':
+                x, w = args[:2]
+                total[0] += 2 * out.size * int(np.prod(w.shape[1:]))
+            elif op == 'conv2d_backward_data':
+                gy, w = args[:2]
+                total[0] += 2 * gy.size * int(np.prod(w.shape[1:]))
+            else:
+                gy, w_shape = args[1], args[2]
+                total[0] += 2 * gy.size * int(np.prod(w_shape[1:]))
+            return out
+        return wrapped
+    for op in dispatch.CONV_OPS:
+        setattr(dispatch, op, counting(op))
+    try:
+        step()
+    finally:
+        for op, fn in saved.items():
+            setattr(dispatch, op, fn)
+    return total[0]
+
+
+def rss_mb():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def memory_child(workload, lib, threads, backend):
+    """Run in a subprocess: print the peak MB that 3 steps add above the resident set before them."""
+    setup_threads(threads, lib, backend)
+    step = build(workload, lib)
+    before = rss_mb()
+    for _ in range(3):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f'{peak - before:.1f}')
+
+
+def peak_memory(workload, lib, threads, backend):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--memory-child', lib, '-w', workload,
+                          '--threads', str(threads), '--backend', backend],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def setup_threads(threads, lib='both', backend='auto'):
+    if lib in ('both', 'minigan'):
+        import minigan as mg
+        mg.set_num_threads(threads)
+        mg.set_conv_backend(backend)
+    if lib in ('both', 'torch'):
+        import torch
+        torch.set_num_threads(threads)
+
+
+def machine():
+    model = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return f'{model}, {os.cpu_count()} logical CPUs'
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('-w', '--workload', action='append', choices=WORKLOADS, help='default: all')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--backend', default='auto', choices=['auto', 'numpy', 'numba', 'cpp'])
+    ap.add_argument('--repeats', type=int, default=10, help='timed steps per library')
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--memory', action='store_true', help='also peak memory per step (subprocesses)')
+    ap.add_argument('--memory-child', choices=['minigan', 'torch'], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    workloads = args.workload or list(WORKLOADS)
+    if args.memory_child:
+        return memory_child(workloads[0], args.memory_child, args.threads, args.backend)
+
+    import torch
+    setup_threads(args.threads, 'both', args.backend)
+    print(f'# {machine()}; {args.threads} threads; minigan backend {args.backend}; torch {torch.__version__}; '
+          f'numpy {np.__version__}; {time.strftime("%Y-%m-%d %H:%M")}')
+    head = f'{"workload":18} {"minigan ms":>11} {"torch ms":>9} {"ratio":>6} {"mg GFLOP/s":>10} {"torch GFLOP/s":>13}'
+    if args.memory:
+        head += f' {"mg MB":>7} {"torch MB":>8} {"mem ratio":>9}'
+    print(head)
+    for w in workloads:
+        steps = {lib: build(w, lib) for lib in ('minigan', 'torch')}
+        for _ in range(args.warmup):
+            for lib in steps:
+                steps[lib]()
+        flops = conv_flops(steps['minigan'])
+        times = {lib: [] for lib in steps}
+        for _ in range(args.repeats):
+            for lib, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                times[lib].append(time.perf_counter() - t0)
+        mg_ms, th_ms = (1e3 * statistics.median(times[lib]) for lib in ('minigan', 'torch'))
+        line = (f'{w:18} {mg_ms:11.1f} {th_ms:9.1f} {mg_ms / th_ms:6.2f} {flops / mg_ms / 1e6:10.1f} '
+                f'{flops / th_ms / 1e6:13.1f}')
+        if args.memory:
+            m1 = peak_memory(w, 'minigan', args.threads, args.backend)
+            m2 = peak_memory(w, 'torch', args.threads, args.backend)
+            line += f' {m1:7.0f} {m2:8.0f} {m1 / max(m2, 1e-9):9.2f}'
+        print(line, flush=True)
+        del steps
+
+
+if __name__ == '__main__':
+    main()
