@@ -267,6 +267,9 @@ def main():
     ap.add_argument('--repeats', type=int, default=10, help='timed steps per library')
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--memory', action='store_true', help='also peak memory per step (subprocesses)')
+    ap.add_argument('--cpu-time', action='store_true',
+                    help='time with process CPU time instead of wall time: steadier on a shared machine, '
+                         'and the same as wall time with --threads 1 on an idle one')
     ap.add_argument('--memory-child', choices=['minigan', 'torch'], help=argparse.SUPPRESS)
     args = ap.parse_args()
     workloads = args.workload or list(WORKLOADS)
@@ -276,7 +279,8 @@ def main():
     import torch
     setup_threads(args.threads, 'both', args.backend)
     print(f'# {machine()}; {args.threads} threads; minigan backend {args.backend}; torch {torch.__version__}; '
-          f'numpy {np.__version__}; {time.strftime("%Y-%m-%d %H:%M")}')
+          f'numpy {np.__version__}; {time.strftime("%Y-%m-%d %H:%M")}'
+          + ('; CPU time' if args.cpu_time else '; wall time'))
     head = f'{"workload":18} {"minigan ms":>11} {"torch ms":>9} {"ratio":>6} {"mg GFLOP/s":>10} {"torch GFLOP/s":>13}'
     if args.memory:
         head += f' {"mg MB":>7} {"torch MB":>8} {"mem ratio":>9}'
@@ -288,11 +292,12 @@ def main():
                 steps[lib]()
         flops = conv_flops(steps['minigan'])
         times = {lib: [] for lib in steps}
+        clock = time.process_time if args.cpu_time else time.perf_counter
         for _ in range(args.repeats):
             for lib, step in steps.items():
-                t0 = time.perf_counter()
+                t0 = clock()
                 step()
-                times[lib].append(time.perf_counter() - t0)
+                times[lib].append(clock() - t0)
         mg_ms, th_ms = (1e3 * statistics.median(times[lib]) for lib in ('minigan', 'torch'))
         line = (f'{w:18} {mg_ms:11.1f} {th_ms:9.1f} {mg_ms / th_ms:6.2f} {flops / mg_ms / 1e6:10.1f} '
                 f'{flops / th_ms / 1e6:13.1f}')

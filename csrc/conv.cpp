@@ -9,10 +9,12 @@
 // over the chunk; im2col/col2im and the NCHW gathers run on OpenMP threads, the GEMM on
 // the BLAS's. conv_transpose2d is the adjoint: its forward is backward-data.
 #include <algorithm>
+#include <ctime>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "minigan.h"
 
@@ -148,6 +150,46 @@ std::unique_ptr<T[]> buffer(int64_t n) {
     return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
 }
 
+// Scratch memory that outlives a call: one arena per calling thread, grown on demand, so
+// the column buffers of every conv reuse pages already mapped (a fresh multi-MB buffer
+// per call costs a page fault per 4 KiB, which showed up as ~20% of im2col's time).
+template <typename T>
+T *scratch(int64_t n) {
+    thread_local std::unique_ptr<char[]> arena;
+    thread_local size_t capacity = 0;
+    const size_t bytes = sizeof(T) * size_t(std::max<int64_t>(n, 1)) + 64;
+    if (bytes > capacity) {
+        arena.reset(new char[bytes]);
+        capacity = bytes;
+    }
+    return reinterpret_cast<T *>((reinterpret_cast<uintptr_t>(arena.get()) + 63) & ~uintptr_t(63));
+}
+
+// Optional time per phase (set_profile(True); profile() -> {phase: seconds}), to see where
+// a primitive spends its time; off by default, and then it costs one branch per phase.
+bool g_profile = false;
+double g_phase[6] = {0, 0, 0, 0, 0, 0};
+const char *g_phase_name[6] = {"to_nhwc", "im2col", "gemm", "to_nchw", "col2im", "other"};
+inline double thread_seconds() {  // CPU time of this thread: steady on a shared machine
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+struct Phase {
+    int id;
+    double t0 = 0;
+    explicit Phase(int i) : id(i) {
+        if (g_profile) t0 = thread_seconds();
+    }
+    ~Phase() {
+        if (g_profile) {
+            const double dt = thread_seconds() - t0;
+#pragma omp atomic
+            g_phase[id] += dt;
+        }
+    }
+};
+
 void check4(const py::array &a, const char *what) {
     if (a.ndim() != 4) throw std::invalid_argument(std::string("conv2d: ") + what + " must be 4-D");
 }
@@ -218,14 +260,14 @@ Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t p
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
         const Plan p = plan_of(g, sizeof(T));
         const int64_t per = p.nb * (HWC + P * K + P * g.m);   // xt, col, out of one slot
-        auto wp = buffer<T>(g.m * K), work = buffer<T>(p.slots * per);
-        weight_to_cl(wd, g, wp.get());
+        T *wp = scratch<T>(g.m * K + p.slots * per), *work = wp + g.m * K;
+        weight_to_cl(wd, g, wp);
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *xt = work.get() + slot * per, *col = xt + p.nb * HWC, *out = col + p.nb * P * K;
-            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
-            im2col_cl(xt, g, cur, col);
-            gemm<T>(false, true, cur * P, g.m, K, T(1), col, K, wp.get(), K, T(0), out, g.m);
-            transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P);
+            T *xt = work + slot * per, *col = xt + p.nb * HWC, *out = col + p.nb * P * K;
+            { Phase ph(0); transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt); }
+            { Phase ph(1); im2col_cl(xt, g, cur, col); }
+            { Phase ph(2); gemm<T>(false, true, cur * P, g.m, K, T(1), col, K, wp, K, T(0), out, g.m); }
+            { Phase ph(3); transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P); }
         });
     }
     return y;
@@ -248,14 +290,14 @@ Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
         const Plan p = plan_of(g, sizeof(T));
         const int64_t per = p.nb * (P * g.m + P * K + HWC);   // gyt, gcol, gxt of one slot
-        auto wp = buffer<T>(g.m * K), work = buffer<T>(p.slots * per);
-        weight_to_cl(wd, g, wp.get());
+        T *wp = scratch<T>(g.m * K + p.slots * per), *work = wp + g.m * K;
+        weight_to_cl(wd, g, wp);
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *gyt = work.get() + slot * per, *gcol = gyt + p.nb * P * g.m, *gxt = gcol + p.nb * P * K;
-            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
-            gemm<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp.get(), K, T(0), gcol, K);
-            col2im_cl(gcol, g, cur, gxt);
-            transpose_batch(gxt, cur, g.h * g.w, g.c, gxd + n0 * HWC);
+            T *gyt = work + slot * per, *gcol = gyt + p.nb * P * g.m, *gxt = gcol + p.nb * P * K;
+            { Phase ph(0); transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt); }
+            { Phase ph(2); gemm<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp, K, T(0), gcol, K); }
+            { Phase ph(4); col2im_cl(gcol, g, cur, gxt); }
+            { Phase ph(3); transpose_batch(gxt, cur, g.h * g.w, g.c, gxd + n0 * HWC); }
         });
     }
     return gx;
@@ -278,18 +320,18 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, MK = g.m * K;
         const Plan p = plan_of(g, sizeof(T));
         const int64_t per = MK + p.nb * (HWC + P * K + P * g.m);   // partial gW, xt, col, gyt
-        auto work = buffer<T>(p.slots * per);
-        for (int s = 0; s < p.slots; ++s) std::fill(work.get() + s * per, work.get() + s * per + MK, T(0));
+        T *work = scratch<T>(p.slots * per);
+        for (int s = 0; s < p.slots; ++s) std::fill(work + s * per, work + s * per + MK, T(0));
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *gwp = work.get() + slot * per, *xt = gwp + MK, *col = xt + p.nb * HWC, *gyt = col + p.nb * P * K;
-            transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
-            im2col_cl(xt, g, cur, col);
-            transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
-            gemm<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K);
+            T *gwp = work + slot * per, *xt = gwp + MK, *col = xt + p.nb * HWC, *gyt = col + p.nb * P * K;
+            { Phase ph(0); transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt); }
+            { Phase ph(1); im2col_cl(xt, g, cur, col); }
+            { Phase ph(0); transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt); }
+            { Phase ph(2); gemm<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K); }
         });
-        T *sum = work.get();
+        T *sum = work;
         for (int s = 1; s < p.slots; ++s) {
-            const T *part = work.get() + s * per;
+            const T *part = work + s * per;
 #pragma omp parallel for schedule(static) num_threads(team())
             for (int64_t t = 0; t < MK; ++t) sum[t] += part[t];
         }
@@ -348,6 +390,15 @@ void bind_conv(py::module_ &m) {
     bind_dtype<float>(m);
     bind_dtype<double>(m);
     m.def("set_chunk_bytes", [](int64_t b) { g_chunk_bytes = std::max<int64_t>(b, 1); });
+    m.def("set_profile", [](bool on) {
+        g_profile = on;
+        std::fill(g_phase, g_phase + 6, 0.0);
+    });
+    m.def("profile", [] {
+        py::dict d;
+        for (int i = 0; i < 6; ++i) d[g_phase_name[i]] = g_phase[i];
+        return d;
+    });
     m.def("get_chunk_bytes", [] { return g_chunk_bytes; });
 }
 

@@ -135,6 +135,10 @@ def test_epoch_argument_and_set_epoch():
     c = DataLoader(ds, batch_size=8, shuffle=True, seed=3)
     c.set_epoch(1)
     assert all(np.array_equal(p[1], q[1]) for p, q in zip(_collect(c), epoch1))
+    d = DataLoader(ds, batch_size=8, shuffle=True)
+    d.load_state_dict({'seed': 3, 'epoch': 0, 'batch': len(d)})         # a finished epoch 0
+    assert d.state_dict() == {'seed': 3, 'epoch': 1, 'batch': 0}
+    assert all(np.array_equal(p[1], q[1]) for p, q in zip(_collect(d), epoch1))
 
 
 def test_prefetch_thread_gives_the_same_batches_and_stops():

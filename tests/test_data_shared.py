@@ -78,6 +78,7 @@ def test_cifar10_jpg_class_folders_through_the_folder_loader(tmp_path):
     np.testing.assert_array_equal(ds.images[0], first.transpose(2, 0, 1))   # 32x32 kept as decoded
 
 
+@pytest.mark.slow
 def test_cifar10_jpg_full_archive(tmp_path, request):
     need_slow(request)
     archive = _cifar_archive()

@@ -374,7 +374,8 @@ def load_folder(path, split='train', image_size=32, channels=3, labels_file=None
         stamp = _cache.file_stamp(src)
     key, name = _cache.make_key(
         'folder', [str(src), split, size, channels, str(labels_path) if labels_path else None],
-        version=FOLDER_VERSION, stamp=stamp, labels_stamp=_cache.file_stamp(labels_path) if labels_path else None)
+        version=FOLDER_VERSION, stamp=stamp,
+        labels_stamp=_cache.file_stamp(labels_path) if labels_path else None)
 
     def build():
         return _build(kind, src, listing, split, size, channels, labels_path, workers, path)

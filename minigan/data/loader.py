@@ -131,6 +131,8 @@ class DataLoader:
         if not 0 <= self._resume_batch <= len(self):
             raise DatasetError(f'DataLoader state: batch {self._resume_batch} is outside this epoch '
                                f'of {len(self)} batches')
+        if self._resume_batch == len(self):              # the epoch was finished: start the next
+            self._next_epoch, self._resume_batch = self._next_epoch + 1, 0
 
     # ---- the batches -----------------------------------------------------
     def order(self, epoch):

@@ -101,17 +101,17 @@ def conv2d_forward(x, w, stride=1, padding=0):
 
 
 def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
-    """gx = col2im(gy_m @ W): the gradient of conv2d_forward with respect to x (x_shape NCHW)."""
+    """gx = col2im(gy^T W): the gradient of conv2d_forward with respect to x (x_shape NCHW)."""
     xp = get_array_module(gy)
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
-    gy_m = gy.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)                 # (M, O), a copy
-    gcol = xp.matmul(gy_m, _weight_matrix(w))                               # (M, K)
+    gy_t = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)                  # (O, M), a copy (faster than NHWC)
+    gcol = xp.matmul(gy_t.T, _weight_matrix(w))                             # (M, K)
     return col2im(gcol.reshape(n, oh, ow, kh, kw, c), x_shape, stride, padding)
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0):
-    """gw = gy_m^T @ col(x): the gradient of conv2d_forward with respect to w (w_shape (O, C, kh, kw))."""
+    """gw = gy_t @ col(x): the gradient of conv2d_forward with respect to w (w_shape (O, C, kh, kw))."""
     xp = get_array_module(x)
     o, c, kh, kw = w_shape
     n, _, oh, ow = gy.shape
