@@ -18,6 +18,10 @@
 
 #include "minigan.h"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -62,22 +66,64 @@ inline void col_range(const Geom &g, int64_t j, int64_t &lo, int64_t &hi) {
 }
 
 // ---- layout changes ------------------------------------------------------------
-// dst (cols x rows) = src (rows x cols)^T, for each of nb matrices; tiled for the cache.
+// Rows [r0, r1) of dst (cols x rows) = src (rows x cols)^T.
+template <typename T>
+void transpose_rows(const T *__restrict src, int64_t rows, int64_t cols, T *__restrict dst, int64_t r0,
+                    int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
+#if defined(__AVX2__)
+// 8x8 float block: d[j * ld + i] = s[i * ls + j], in registers (unpack, shuffle, lane swap).
+inline void transpose8x8(const float *s, int64_t ls, float *d, int64_t ld) {
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls), r2 = _mm256_loadu_ps(s + 2 * ls),
+           r3 = _mm256_loadu_ps(s + 3 * ls), r4 = _mm256_loadu_ps(s + 4 * ls),
+           r5 = _mm256_loadu_ps(s + 5 * ls), r6 = _mm256_loadu_ps(s + 6 * ls),
+           r7 = _mm256_loadu_ps(s + 7 * ls);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+template <>
+void transpose_rows<float>(const float *__restrict src, int64_t rows, int64_t cols, float *__restrict dst,
+                           int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8) transpose8x8(src + r * cols + c, cols, dst + c * rows + r, rows);
+        for (; c < cols; ++c)
+            for (int64_t i = r; i < r + 8; ++i) dst[c * rows + i] = src[i * cols + c];
+    }
+    for (; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+}
+#endif
+
+// dst (cols x rows) = src (rows x cols)^T, for each of nb matrices, in blocks of 32 rows.
 template <typename T>
 void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *dst) {
-    constexpr int64_t B = 16;
-    const int64_t tr = (rows + B - 1) / B, tc = (cols + B - 1) / B;
+    constexpr int64_t B = 32;
+    const int64_t blocks = (rows + B - 1) / B;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(team())
-    for (int64_t nl = 0; nl < nb; ++nl) {
-        for (int64_t t = 0; t < tr * tc; ++t) {
-            const int64_t r0 = (t / tc) * B, c0 = (t % tc) * B;
-            const int64_t r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
-            const T *s = src + nl * rows * cols;
-            T *d = dst + nl * rows * cols;
-            for (int64_t r = r0; r < r1; ++r)
-                for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
-        }
-    }
+    for (int64_t nl = 0; nl < nb; ++nl)
+        for (int64_t b = 0; b < blocks; ++b)
+            transpose_rows(src + nl * rows * cols, rows, cols, dst + nl * rows * cols, b * B,
+                           std::min(rows, (b + 1) * B));
 }
 
 // ---- im2col / col2im, channels last ---------------------------------------------

@@ -1,4 +1,247 @@
+// Fused element-wise kernels: one pass over memory where NumPy needs several passes
+// and temporaries. Each mirrors, operation for operation, the NumPy reference it
+// replaces (functional/activation.py, functional/norm.py, optim/*.py).
+#include <cmath>
+#include <stdexcept>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "minigan.h"
+
 namespace mg {
-void bind_fused(py::module_ &m) {}
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;  // elements per thread below which a loop stays serial
+
+int threads_for(int64_t n) { return n < kGrain ? 1 : team(); }
+
+void same_size(const py::array &a, const py::array &b, const char *what) {
+    if (a.size() != b.size()) throw std::invalid_argument(std::string(what) + ": arrays differ in size");
 }
+
+// y = x if x > 0 else slope * x  (slope 0: relu)
+template <typename T>
+Arr<T> leaky_relu(Arr<T> x, double slope) {
+    Arr<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    const T *xd = x.data();
+    T *yd = y.mutable_data();
+    const int64_t n = x.size();
+    const T s = T(slope);
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+    for (int64_t i = 0; i < n; ++i) yd[i] = xd[i] > T(0) ? xd[i] : xd[i] * s;
+    return y;
+}
+
+// gx = gy * (1 if x > 0 else slope): the gradient of leaky_relu (and relu) at x
+template <typename T>
+Arr<T> leaky_relu_grad(Arr<T> gy, Arr<T> x, double slope) {
+    same_size(gy, x, "leaky_relu_grad");
+    Arr<T> gx(std::vector<py::ssize_t>(gy.shape(), gy.shape() + gy.ndim()));
+    const T *gd = gy.data(), *xd = x.data();
+    T *od = gx.mutable_data();
+    const int64_t n = x.size();
+    const T s = T(slope);
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+    for (int64_t i = 0; i < n; ++i) od[i] = gd[i] * (xd[i] > T(0) ? T(1) : s);
+    return gx;
+}
+
+// x viewed as (N, C, S): sizes and a check that per-channel vectors have C entries.
+struct NCS {
+    int64_t n, c, s;
+};
+
+NCS ncs_of(const py::array &x) {
+    if (x.ndim() < 2) throw std::invalid_argument("batch_norm: input needs at least 2 dimensions (N, C, ...)");
+    NCS d{x.shape(0), x.shape(1), 1};
+    for (py::ssize_t i = 2; i < x.ndim(); ++i) d.s *= x.shape(i);
+    return d;
+}
+
+template <typename T>
+const T *vec_or_null(const std::optional<Arr<T>> &v, int64_t c, const char *what) {
+    if (!v) return nullptr;
+    if (v->size() != c) throw std::invalid_argument(std::string("batch_norm: ") + what + " needs one value per channel");
+    return v->data();
+}
+
+// Training-mode batch norm: per channel mean, biased variance, invstd = 1/sqrt(var + eps),
+// y = (x - mean) * invstd * weight + bias. Returns (y, mean, var, invstd).
+template <typename T>
+std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward(Arr<T> x, std::optional<Arr<T>> weight,
+                                                      std::optional<Arr<T>> bias, double eps) {
+    const NCS d = ncs_of(x);
+    const T *wd = vec_or_null(weight, d.c, "weight"), *bd = vec_or_null(bias, d.c, "bias");
+    Arr<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())), mean(d.c), var(d.c), invstd(d.c);
+    const T *xd = x.data();
+    T *yd = y.mutable_data(), *md = mean.mutable_data(), *vd = var.mutable_data(), *rd = invstd.mutable_data();
+    const double count = double(d.n * d.s);
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.n * d.c * d.s))
+    for (int64_t c = 0; c < d.c; ++c) {
+        double sum = 0;
+        for (int64_t n = 0; n < d.n; ++n) {
+            const T *xc = xd + (n * d.c + c) * d.s;
+            for (int64_t i = 0; i < d.s; ++i) sum += double(xc[i]);
+        }
+        const T mu = T(sum / count);
+        double sq = 0;
+        for (int64_t n = 0; n < d.n; ++n) {
+            const T *xc = xd + (n * d.c + c) * d.s;
+            for (int64_t i = 0; i < d.s; ++i) {
+                const double t = double(xc[i] - mu);
+                sq += t * t;
+            }
+        }
+        const T v = T(sq / count);
+        const T r = T(1) / std::sqrt(v + T(eps));
+        const T scale = wd ? r * wd[c] : r, shift = bd ? bd[c] : T(0);
+        for (int64_t n = 0; n < d.n; ++n) {
+            const T *xc = xd + (n * d.c + c) * d.s;
+            T *yc = yd + (n * d.c + c) * d.s;
+            for (int64_t i = 0; i < d.s; ++i) yc[i] = (xc[i] - mu) * scale + shift;
+        }
+        md[c] = mu;
+        vd[c] = v;
+        rd[c] = r;
+    }
+    return {y, mean, var, invstd};
+}
+
+// Training-mode batch-norm gradients (the reference's BatchNormGrad.forward):
+//   x̂ = (x - mean) invstd, gb = sum g, gw = sum g x̂, gx = w invstd (g - gb/M - x̂ gw/M).
+template <typename T>
+std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward(Arr<T> x, std::optional<Arr<T>> weight, Arr<T> g,
+                                               Arr<T> mean, Arr<T> invstd) {
+    const NCS d = ncs_of(x);
+    same_size(x, g, "batch_norm_backward");
+    if (mean.size() != d.c || invstd.size() != d.c)
+        throw std::invalid_argument("batch_norm_backward: mean and invstd need one value per channel");
+    const T *wd = vec_or_null(weight, d.c, "weight");
+    Arr<T> gx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())), gw(d.c), gb(d.c);
+    const T *xd = x.data(), *gd = g.data(), *md = mean.data(), *rd = invstd.data();
+    T *gxd = gx.mutable_data(), *gwd = gw.mutable_data(), *gbd = gb.mutable_data();
+    const double count = double(d.n * d.s);
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.n * d.c * d.s))
+    for (int64_t c = 0; c < d.c; ++c) {
+        const T mu = md[c], r = rd[c];
+        double sg = 0, sgx = 0;
+        for (int64_t n = 0; n < d.n; ++n) {
+            const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
+            for (int64_t i = 0; i < d.s; ++i) {
+                sg += double(gc[i]);
+                sgx += double(gc[i]) * double((xc[i] - mu) * r);
+            }
+        }
+        const T mg = T(sg / count), mgx = T(sgx / count), scale = wd ? wd[c] * r : r;
+        for (int64_t n = 0; n < d.n; ++n) {
+            const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
+            T *oc = gxd + (n * d.c + c) * d.s;
+            for (int64_t i = 0; i < d.s; ++i) oc[i] = scale * (gc[i] - mg - (xc[i] - mu) * r * mgx);
+        }
+        gbd[c] = T(sg);
+        gwd[c] = T(sgx);
+    }
+    return {gx, gw, gb};
+}
+
+// Adam / AdamW in place (PyTorch's formulas; see optim/adam.py):
+//   decoupled: p *= 1 - lr wd   else: g += wd p
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g²
+//   p -= step_size m / (sqrt(v) / bc2_sqrt + eps),  step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t)
+template <typename T>
+void adam_step(Arr<T> p, Arr<T> g, Arr<T> m, Arr<T> v, double lr, double beta1, double beta2, double eps,
+               double weight_decay, bool decoupled, double step_size, double bc2_sqrt) {
+    same_size(p, g, "adam_step");
+    same_size(p, m, "adam_step");
+    same_size(p, v, "adam_step");
+    T *pd = p.mutable_data(), *md = m.mutable_data(), *vd = v.mutable_data();
+    const T *gd = g.data();
+    const int64_t n = p.size();
+    const T b1 = T(beta1), b2 = T(beta2), c1 = T(1 - beta1), c2 = T(1 - beta2), e = T(eps),
+            ss = T(step_size), bc = T(bc2_sqrt), wd = T(weight_decay), decay = T(1 - lr * weight_decay);
+    const bool l2 = weight_decay != 0 && !decoupled, dec = weight_decay != 0 && decoupled;
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+    for (int64_t i = 0; i < n; ++i) {
+        T gi = gd[i];
+        if (dec) pd[i] *= decay;
+        if (l2) gi = gi + wd * pd[i];
+        const T mi = md[i] * b1 + c1 * gi, vi = vd[i] * b2 + c2 * (gi * gi);
+        md[i] = mi;
+        vd[i] = vi;
+        pd[i] -= ss * (mi / (std::sqrt(vi) / bc + e));
+    }
+}
+
+// RMSprop in place, not centred, no momentum (optim/rmsprop.py):
+//   g += wd p;  s = alpha s + (1 - alpha) g²;  p -= lr g / (sqrt(s) + eps)
+template <typename T>
+void rmsprop_step(Arr<T> p, Arr<T> g, Arr<T> s, double lr, double alpha, double eps, double weight_decay) {
+    same_size(p, g, "rmsprop_step");
+    same_size(p, s, "rmsprop_step");
+    T *pd = p.mutable_data(), *sd = s.mutable_data();
+    const T *gd = g.data();
+    const int64_t n = p.size();
+    const T a = T(alpha), ca = T(1 - alpha), e = T(eps), l = T(lr), wd = T(weight_decay);
+    const bool l2 = weight_decay != 0;
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+    for (int64_t i = 0; i < n; ++i) {
+        T gi = gd[i];
+        if (l2) gi = gi + wd * pd[i];
+        const T si = sd[i] * a + ca * (gi * gi);
+        sd[i] = si;
+        pd[i] -= l * (gi / (std::sqrt(si) + e));
+    }
+}
+
+// SGD with momentum in place (dampening 0, not Nesterov): buf = mu buf + g (+ wd p); p -= lr buf
+template <typename T>
+void sgd_momentum_step(Arr<T> p, Arr<T> g, Arr<T> buf, double lr, double momentum, double weight_decay) {
+    same_size(p, g, "sgd_step");
+    same_size(p, buf, "sgd_step");
+    T *pd = p.mutable_data(), *bd = buf.mutable_data();
+    const T *gd = g.data();
+    const int64_t n = p.size();
+    const T mu = T(momentum), l = T(lr), wd = T(weight_decay);
+    const bool l2 = weight_decay != 0;
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+    for (int64_t i = 0; i < n; ++i) {
+        T gi = gd[i];
+        if (l2) gi = gi + wd * pd[i];
+        const T b = bd[i] * mu + gi;
+        bd[i] = b;
+        pd[i] -= l * b;
+    }
+}
+
+template <typename T>
+void bind_dtype(py::module_ &m) {
+    using namespace pybind11::literals;
+    m.def("leaky_relu", &leaky_relu<T>, "x"_a, "slope"_a);
+    m.def("leaky_relu_grad", &leaky_relu_grad<T>, "gy"_a, "x"_a, "slope"_a);
+    m.def("batch_norm_forward", &bn_forward<T>, "x"_a, "weight"_a.none(true), "bias"_a.none(true), "eps"_a);
+    m.def("batch_norm_backward", &bn_backward<T>, "x"_a, "weight"_a.none(true), "g"_a, "mean"_a, "invstd"_a);
+    m.def("adam_step", &adam_step<T>, "p"_a.noconvert(), "g"_a, "m"_a.noconvert(), "v"_a.noconvert(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
+          "weight_decay"_a, "decoupled"_a, "step_size"_a, "bc2_sqrt"_a);
+    m.def("rmsprop_step", &rmsprop_step<T>, "p"_a.noconvert(), "g"_a, "s"_a.noconvert(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a);
+    m.def("sgd_momentum_step", &sgd_momentum_step<T>, "p"_a.noconvert(), "g"_a, "buf"_a.noconvert(), "lr"_a, "momentum"_a,
+          "weight_decay"_a);
+}
+
+}  // namespace
+
+void bind_fused(py::module_ &m) {
+    bind_dtype<float>(m);
+    bind_dtype<double>(m);
+}
+
+}  // namespace mg

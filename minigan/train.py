@@ -123,6 +123,10 @@ def build_parser(suppress_defaults=False):
     add('--flip', default='auto', choices=('auto', 'on', 'off'),
         help='random horizontal flips of training images; auto: on for cifar10 and image folders, off for '
              'the digit sets, where a mirrored digit is not a digit (default: auto)')
+    add('--labels-file', default=None, metavar='CSV',
+        help='multi-label data for a folder --data: a CSV of file name then class names; the classifier '
+             'then trains a sigmoid and binary cross-entropy per class (default: none, one label per image '
+             'from its class sub-folder)')
     add('--nz', default=100, type=_positive_int, help='length of the noise vector z (default: 100)')
     add('--ngf', default=64, type=_positive_int, help='generator width (default: 64)')
     add('--ndf', default=64, type=_positive_int, help='discriminator / critic width (default: 64)')
@@ -181,6 +185,8 @@ def config_from_args(args):
         cfg['subset'] = SYNTH_DEFAULT_IMAGES
     if cfg['flip'] == 'auto':
         cfg['flip'] = 'off' if _is_digits(args.data) else 'on'
+    if args.labels_file is not None and str(args.data).lower() in DATASETS:
+        raise UsageError('--labels-file goes with a folder of images as --data')
     if args.model == 'classifier' and args.image_size != 32:
         raise UsageError('the classifier is classifier-32: use --image-size 32')
     cfg['optimizer'] = optimizer_settings(cfg['model'], cfg['lr'])
@@ -349,6 +355,8 @@ class Run:
         options = {}
         if str(cfg['data']).lower() == 'synth' and cfg.get('subset'):
             options['n'] = cfg['subset']               # generate only what is used
+        if cfg.get('labels_file'):
+            options['labels_file'] = cfg['labels_file']
         ds = load_dataset(cfg['data'], root=cfg['data_dir'], split='train', download=True,
                           image_size=cfg['image_size'], **options)
         if cfg.get('subset') and cfg['subset'] < len(ds):
@@ -409,6 +417,8 @@ class Run:
             options = {}
             if str(cfg['data']).lower() == 'synth':          # a test set in proportion to --subset
                 options['n'] = min(2000, cfg['subset']) if cfg.get('subset') else 2000
+            if cfg.get('labels_file'):
+                options['labels_file'] = cfg['labels_file']
             return load_dataset(cfg['data'], root=cfg['data_dir'], split='test', download=True,
                                 image_size=cfg['image_size'], **options)
         except Exception as e:                              # no test split: hold out nothing, say so

@@ -50,7 +50,7 @@ def test_matches_torch(kind, case, dtype, device):
     np.testing.assert_allclose(to_numpy(gx), to_numpy(tgx), **TOL[dtype])
 
 
-@pytest.mark.parametrize('case', CASES[1:4], ids=CASE_IDS[1:4])
+@pytest.mark.parametrize('case', CASES[:4], ids=CASE_IDS[:4])
 @pytest.mark.parametrize('kind', ['max', 'avg'])
 def test_gradcheck_and_gradgradcheck(kind, case, device):
     shape, k, s, p = case
