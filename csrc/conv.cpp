@@ -30,7 +30,7 @@ namespace mg {
 
 namespace {
 
-int64_t g_chunk_bytes = 4 << 20;
+int64_t g_chunk_bytes = 2 << 20;  // measured: 1-2 MiB beat 256 KiB and 4 MiB+ (bench/RESULTS.md)
 
 struct Geom {
     int64_t n, c, h, w, m, kh, kw, sh, sw, ph, pw, oh, ow;
@@ -157,11 +157,29 @@ void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
     }
 }
 
+// For each input row ih (or column), the kernel taps t and output rows o that read it:
+// ih = o * stride - pad + t. At most ceil(k / stride) pairs per input row.
+struct Taps {
+    std::vector<int32_t> count, tap, out;  // count[ih]; tap/out[ih * k + q] for q < count[ih]
+    Taps(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t out_size)
+        : count(in, 0), tap(in * k), out(in * k) {
+        for (int64_t o = 0; o < out_size; ++o)
+            for (int64_t t = 0; t < k; ++t) {
+                const int64_t i = o * stride - pad + t;
+                if (i < 0 || i >= in) continue;
+                const int64_t q = count[i]++;
+                tap[i * k + q] = int32_t(t);
+                out[i * k + q] = int32_t(o);
+            }
+    }
+};
+
 // Adjoint of im2col_cl, as a gather: gxt[nl, ih, iw, :] = sum of the col runs that
 // read that pixel, so each output row belongs to one thread and needs no zeroing pass.
 template <typename T>
 void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
     const int64_t K = g.K(), C = g.c;
+    const Taps th(g.h, g.kh, g.sh, g.ph, g.oh), tw(g.w, g.kw, g.sw, g.pw, g.ow);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(team())
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t ih = 0; ih < g.h; ++ih) {
@@ -169,16 +187,10 @@ void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
             for (int64_t iw = 0; iw < g.w; ++iw) {
                 T *__restrict d = gxt + ((nl * g.h + ih) * g.w + iw) * C;
                 bool first = true;
-                for (int64_t i = 0; i < g.kh; ++i) {
-                    const int64_t th = ih + g.ph - i;  // = oh * sh
-                    if (th < 0 || th % g.sh) continue;
-                    const int64_t oh = th / g.sh;
-                    if (oh >= g.oh) continue;
-                    for (int64_t j = 0; j < g.kw; ++j) {
-                        const int64_t tw = iw + g.pw - j;
-                        if (tw < 0 || tw % g.sw) continue;
-                        const int64_t ow = tw / g.sw;
-                        if (ow >= g.ow) continue;
+                for (int32_t a = 0; a < th.count[ih]; ++a) {
+                    const int64_t i = th.tap[ih * g.kh + a], oh = th.out[ih * g.kh + a];
+                    for (int32_t b = 0; b < tw.count[iw]; ++b) {
+                        const int64_t j = tw.tap[iw * g.kw + b], ow = tw.out[iw * g.kw + b];
                         const T *__restrict s = cn + (oh * g.ow + ow) * K + (i * g.kw + j) * C;
                         if (first) std::memcpy(d, s, sizeof(T) * C);
                         else for (int64_t c = 0; c < C; ++c) d[c] += s[c];
@@ -418,9 +430,22 @@ Arr<T> col2im(Arr<T> col, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh
     return x;
 }
 
+// a (nb, rows, cols) -> (nb, cols, rows): the layout change the primitives use (tests, benchmarks)
+template <typename T>
+Arr<T> transpose(Arr<T> a) {
+    if (a.ndim() != 3) throw std::invalid_argument("transpose: needs a (nb, rows, cols) array");
+    Arr<T> out({a.shape(0), a.shape(2), a.shape(1)});
+    const T *ad = a.data();
+    T *od = out.mutable_data();
+    py::gil_scoped_release nogil;
+    transpose_batch(ad, a.shape(0), a.shape(1), a.shape(2), od);
+    return out;
+}
+
 template <typename T>
 void bind_dtype(py::module_ &m) {
     using namespace pybind11::literals;
+    m.def("transpose", &transpose<T>);
     m.def("conv2d_forward", &forward<T>, "x"_a, "w"_a, "sh"_a, "sw"_a, "ph"_a, "pw"_a);
     m.def("conv2d_backward_data", &backward_data<T>, "gy"_a, "w"_a, "h"_a, "w_"_a, "sh"_a, "sw"_a,
           "ph"_a, "pw"_a);

@@ -1,7 +1,10 @@
 // Fused element-wise kernels: one pass over memory where NumPy needs several passes
-// and temporaries. Each mirrors, operation for operation, the NumPy reference it
+// and temporaries. Sums run in double with `omp simd` reductions (vectorised; the order
+// of additions differs from NumPy's pairwise sums only in rounding). Each mirrors, operation for operation, the NumPy reference it
 // replaces (functional/activation.py, functional/norm.py, optim/*.py).
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <optional>
 #include <string>
@@ -84,20 +87,22 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward(Arr<T> x, std::optional<Ar
     py::gil_scoped_release nogil;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.n * d.c * d.s))
     for (int64_t c = 0; c < d.c; ++c) {
-        double sum = 0;
+        // one pass for both moments, shifted by the channel's first value so that
+        // var = E[(x-k)^2] - E[x-k]^2 does not cancel; the sums are in double
+        const double k = double(xd[c * d.s]);
+        double sum = 0, sq = 0;
         for (int64_t n = 0; n < d.n; ++n) {
             const T *xc = xd + (n * d.c + c) * d.s;
-            for (int64_t i = 0; i < d.s; ++i) sum += double(xc[i]);
-        }
-        const T mu = T(sum / count);
-        double sq = 0;
-        for (int64_t n = 0; n < d.n; ++n) {
-            const T *xc = xd + (n * d.c + c) * d.s;
+#pragma omp simd reduction(+ : sum, sq)
             for (int64_t i = 0; i < d.s; ++i) {
-                const double t = double(xc[i] - mu);
+                const double t = double(xc[i]) - k;
+                sum += t;
                 sq += t * t;
             }
         }
+        const double shifted_mean = sum / count;
+        const T mu = T(k + shifted_mean);
+        sq = std::max(0.0, sq / count - shifted_mean * shifted_mean) * count;
         const T v = T(sq / count);
         const T r = T(1) / std::sqrt(v + T(eps));
         const T scale = wd ? r * wd[c] : r, shift = bd ? bd[c] : T(0);
@@ -134,6 +139,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward(Arr<T> x, std::optional<Arr<T>> w
         double sg = 0, sgx = 0;
         for (int64_t n = 0; n < d.n; ++n) {
             const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
+#pragma omp simd reduction(+ : sg, sgx)
             for (int64_t i = 0; i < d.s; ++i) {
                 sg += double(gc[i]);
                 sgx += double(gc[i]) * double((xc[i] - mu) * r);
@@ -223,6 +229,72 @@ void sgd_momentum_step(Arr<T> p, Arr<T> g, Arr<T> buf, double lr, double momentu
     }
 }
 
+// Max pooling (NCHW): y = max over each window, arg = the window offset (i * kw + j) of the
+// first maximum; NaN propagates (as np.maximum does) and then arg is 0, as in pool.py.
+template <typename T>
+std::tuple<Arr<T>, py::array_t<uint8_t>> maxpool_forward(Arr<T> x, int64_t kh, int64_t kw, int64_t sh,
+                                                         int64_t sw, int64_t ph, int64_t pw) {
+    if (x.ndim() != 4) throw std::invalid_argument("max_pool2d: x must be 4-D");
+    if (kh * kw > 255) throw std::invalid_argument("max_pool2d: the fused kernel takes windows of < 256 values");
+    const int64_t n = x.shape(0) * x.shape(1), h = x.shape(2), w = x.shape(3);
+    const int64_t oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
+    if (oh < 1 || ow < 1) throw std::invalid_argument("max_pool2d: the window is larger than the padded input");
+    Arr<T> y({x.shape(0), x.shape(1), oh, ow});
+    py::array_t<uint8_t> arg({x.shape(0), x.shape(1), oh, ow});
+    const T *xd = x.data();
+    T *yd = y.mutable_data();
+    uint8_t *ad = arg.mutable_data();
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * h * w))
+    for (int64_t p = 0; p < n; ++p) {
+        const T *xp = xd + p * h * w;
+        for (int64_t r = 0; r < oh; ++r)
+            for (int64_t q = 0; q < ow; ++q) {
+                T best = -std::numeric_limits<T>::infinity();
+                int k = 0, bk = 0;
+                bool nan = false;
+                for (int64_t i = 0; i < kh; ++i)
+                    for (int64_t j = 0; j < kw; ++j, ++k) {
+                        const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
+                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                        const T v = xp[ih * w + iw];
+                        if (std::isnan(v)) nan = true;
+                        else if (v > best) best = v, bk = k;
+                    }
+                const int64_t o = (p * oh + r) * ow + q;
+                yd[o] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
+                ad[o] = uint8_t(nan ? 0 : bk);
+            }
+    }
+    return {y, arg};
+}
+
+// The gradient of max pooling: gx = each gy added at its window's argmax (zeros elsewhere).
+template <typename T>
+Arr<T> maxpool_scatter(Arr<T> gy, py::array_t<uint8_t, py::array::c_style> arg, int64_t h, int64_t w,
+                       int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    if (gy.ndim() != 4 || arg.ndim() != 4 || gy.size() != arg.size())
+        throw std::invalid_argument("max_pool2d backward: gy and arg must be 4-D arrays of one shape");
+    const int64_t n = gy.shape(0) * gy.shape(1), oh = gy.shape(2), ow = gy.shape(3);
+    Arr<T> gx({gy.shape(0), gy.shape(1), h, w});
+    const T *gd = gy.data();
+    const uint8_t *ad = arg.data();
+    T *xd = gx.mutable_data();
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * h * w))
+    for (int64_t p = 0; p < n; ++p) {
+        T *xp = xd + p * h * w;
+        std::fill(xp, xp + h * w, T(0));
+        for (int64_t r = 0; r < oh; ++r)
+            for (int64_t q = 0; q < ow; ++q) {
+                const int64_t o = (p * oh + r) * ow + q, k = ad[o];
+                const int64_t ih = r * sh - ph + k / kw, iw = q * sw - pw + k % kw;
+                if (ih >= 0 && ih < h && iw >= 0 && iw < w) xp[ih * w + iw] += gd[o];
+            }
+    }
+    return gx;
+}
+
 template <typename T>
 void bind_dtype(py::module_ &m) {
     using namespace pybind11::literals;
@@ -233,6 +305,8 @@ void bind_dtype(py::module_ &m) {
     m.def("adam_step", &adam_step<T>, "p"_a.noconvert(), "g"_a, "m"_a.noconvert(), "v"_a.noconvert(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,
           "weight_decay"_a, "decoupled"_a, "step_size"_a, "bc2_sqrt"_a);
     m.def("rmsprop_step", &rmsprop_step<T>, "p"_a.noconvert(), "g"_a, "s"_a.noconvert(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a);
+    m.def("maxpool_forward", &maxpool_forward<T>);
+    m.def("maxpool_scatter", &maxpool_scatter<T>);
     m.def("sgd_momentum_step", &sgd_momentum_step<T>, "p"_a.noconvert(), "g"_a, "buf"_a.noconvert(), "lr"_a, "momentum"_a,
           "weight_decay"_a);
 }

@@ -40,3 +40,70 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding):
                          f'and gy {gy.shape}')
     return cpu_ext.ext().conv2d_backward_weight(_c(x, dt), _c(gy, dt), w_shape[2], w_shape[3],
                                                 stride[0], stride[1], padding[0], padding[1])
+
+
+# ---- fused element-wise kernels: the same math as the NumPy code they replace ----------------------
+
+def _inplace_ok(*arrays):
+    """In-place kernels need C-contiguous, writeable arrays of one float dtype (else the caller's NumPy code runs)."""
+    dt = arrays[0].dtype
+    return dt in (np.float32, np.float64) and all(
+        a.dtype == dt and a.flags.c_contiguous and a.flags.writeable for a in arrays)
+
+
+def leaky_relu(x, slope):
+    return cpu_ext.ext().leaky_relu(_c(x, x.dtype), float(slope))
+
+
+def leaky_relu_grad(gy, x, slope):
+    return cpu_ext.ext().leaky_relu_grad(_c(gy, x.dtype), _c(x, x.dtype), float(slope))
+
+
+def batch_norm_forward(x, weight, bias, eps):
+    """(y, mean, biased var, invstd) of training-mode batch norm over channel axis 1."""
+    dt = x.dtype
+    return cpu_ext.ext().batch_norm_forward(_c(x, dt), None if weight is None else _c(weight, dt),
+                                            None if bias is None else _c(bias, dt), float(eps))
+
+
+def batch_norm_backward(x, weight, g, mean, invstd):
+    """(gx, gw, gb) of training-mode batch norm."""
+    dt = x.dtype
+    return cpu_ext.ext().batch_norm_backward(_c(x, dt), None if weight is None else _c(weight, dt), _c(g, dt),
+                                             _c(mean, dt), _c(invstd, dt))
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """One Adam/AdamW update in place; False (nothing done) when the arrays do not suit the kernel."""
+    if not _inplace_ok(p, m, v):
+        return False
+    cpu_ext.ext().adam_step(p, _c(g, p.dtype), m, v, lr, beta1, beta2, eps, weight_decay, bool(decoupled),
+                            lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5)
+    return True
+
+
+def rmsprop_step(p, g, s, lr, alpha, eps, weight_decay):
+    if not _inplace_ok(p, s):
+        return False
+    cpu_ext.ext().rmsprop_step(p, _c(g, p.dtype), s, lr, alpha, eps, weight_decay)
+    return True
+
+
+def sgd_momentum_step(p, g, buf, lr, momentum, weight_decay):
+    if not _inplace_ok(p, buf):
+        return False
+    cpu_ext.ext().sgd_momentum_step(p, _c(g, p.dtype), buf, lr, momentum, weight_decay)
+    return True
+
+
+def max_pool2d(x, kernel, stride, padding):
+    """(y, arg): the window maxima and the offset (i * kw + j) of each one, as pool.py computes them."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    return cpu_ext.ext().maxpool_forward(_c(x, x.dtype), kh, kw, sh, sw, ph, pw)
+
+
+def max_pool2d_grad(gy, arg, hw, kernel, stride, padding):
+    """gx: each gy added at its window's argmax."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    return cpu_ext.ext().maxpool_scatter(_c(gy, gy.dtype), np.ascontiguousarray(arg, dtype=np.uint8), hw[0], hw[1],
+                                         kh, kw, sh, sw, ph, pw)

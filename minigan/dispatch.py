@@ -26,7 +26,7 @@ from . import cpu_ext
 BACKENDS = ('auto', 'numpy', 'numba', 'cpp')
 CONV_OPS = ('conv2d_forward', 'conv2d_backward_data', 'conv2d_backward_weight')
 FUSED_OPS = ('batch_norm_forward', 'batch_norm_backward', 'leaky_relu', 'leaky_relu_grad',
-             'adam_step', 'rmsprop_step')
+             'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad')
 OPS = CONV_OPS + FUSED_OPS
 
 _choice = {}                 # op -> backend name
@@ -73,14 +73,20 @@ def conv_backend(name, ops=None):
         _auto_pick.clear()
 
 
+_available = None
+
+
 def available_backends():
     """The backends that can run here, always including 'numpy'."""
-    names = ['numpy']
-    if _numba() is not None:
-        names.append('numba')
-    if cpu_ext.ext() is not None:
-        names.append('cpp')
-    return names
+    global _available
+    if _available is None:
+        names = ['numpy']
+        if _numba() is not None:
+            names.append('numba')
+        if cpu_ext.ext() is not None:
+            names.append('cpp')
+        _available = tuple(names)
+    return list(_available)
 
 
 def _why_unavailable(name):
@@ -106,8 +112,18 @@ def _numba():
 
 # ---- the implementations, by backend ------------------------------------------------------------
 
+_impls = {}
+
+
 def _impl(backend, op):
     """The callable of `op` in `backend` (None where that backend has no such kernel)."""
+    key = (backend, op)
+    if key not in _impls:
+        _impls[key] = _load_impl(backend, op)
+    return _impls[key]
+
+
+def _load_impl(backend, op):
     if backend == 'numpy':
         from . import reference_kernels
         return getattr(reference_kernels, op, None)
@@ -152,6 +168,29 @@ def _measure(op, args, repeats=2):
 def auto_choices():
     """What auto picked so far: {(op, shape key): backend module name}."""
     return {k: fn.__module__.rsplit('.', 1)[-1] for k, fn in _auto_pick.items()}
+
+
+def kernel(op, *arrays):
+    """The fused kernel chosen for `op`, or None: then the caller runs its own NumPy code.
+
+    Fused ops replace a few lines of NumPy inside an op or optimizer (the reference stays
+    there, readable). Under auto the compiled kernel is taken when there is one (cpp,
+    then numba): a single pass over memory beats NumPy's several, as bench/RESULTS.md
+    shows. CuPy arrays (and None placeholders) always get None.
+    """
+    backend = _choice.get(op) or get_conv_backend(op)
+    if backend == 'numpy':
+        return None
+    for a in arrays:
+        if a is not None and is_cupy_array(a):
+            return None
+    names = available_backends()
+    for name in (('cpp', 'numba') if backend == 'auto' else (backend,)):
+        if name in names:
+            fn = _impl(name, op)
+            if fn is not None:
+                return fn
+    return None
 
 
 # ---- the dispatched entry points -----------------------------------------------------------------

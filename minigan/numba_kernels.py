@@ -100,3 +100,167 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding):
     col = im2col(x, kh, kw, stride, padding)
     gw = gy.transpose(1, 0, 2, 3).reshape(m, n * oh * ow) @ col.reshape(n * oh * ow, -1)
     return np.ascontiguousarray(gw.reshape(m, kh, kw, c).transpose(0, 3, 1, 2))
+
+
+# ---- fused element-wise kernels (flat loops over contiguous arrays) --------------------------------
+
+@_jit
+def _leaky(x, slope, y):
+    for i in numba.prange(x.size):
+        y[i] = x[i] if x[i] > 0 else x[i] * slope
+
+
+@_jit
+def _leaky_grad(gy, x, slope, gx):
+    for i in numba.prange(x.size):
+        gx[i] = gy[i] if x[i] > 0 else gy[i] * slope
+
+
+def leaky_relu(x, slope):
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _leaky(x.reshape(-1), x.dtype.type(slope), y.reshape(-1))
+    return y
+
+
+def leaky_relu_grad(gy, x, slope):
+    x = np.ascontiguousarray(x)
+    gx = np.empty_like(x)
+    _leaky_grad(np.ascontiguousarray(gy, dtype=x.dtype).reshape(-1), x.reshape(-1), x.dtype.type(slope),
+                gx.reshape(-1))
+    return gx
+
+
+@_jit
+def _bn_forward(x, w, b, eps, y, mean, var, invstd):
+    n, c, s = x.shape
+    for ch in numba.prange(c):
+        acc = 0.0
+        for i in range(n):
+            for j in range(s):
+                acc += x[i, ch, j]
+        mu = x.dtype.type(acc / (n * s))
+        sq = 0.0
+        for i in range(n):
+            for j in range(s):
+                t = x[i, ch, j] - mu
+                sq += t * t
+        v = x.dtype.type(sq / (n * s))
+        r = x.dtype.type(1.0) / np.sqrt(v + eps)
+        scale, shift = r * w[ch], b[ch]
+        for i in range(n):
+            for j in range(s):
+                y[i, ch, j] = (x[i, ch, j] - mu) * scale + shift
+        mean[ch], var[ch], invstd[ch] = mu, v, r
+
+
+@_jit
+def _bn_backward(x, w, g, mean, invstd, gx, gw, gb):
+    n, c, s = x.shape
+    for ch in numba.prange(c):
+        mu, r = mean[ch], invstd[ch]
+        sg, sgx = 0.0, 0.0
+        for i in range(n):
+            for j in range(s):
+                sg += g[i, ch, j]
+                sgx += g[i, ch, j] * ((x[i, ch, j] - mu) * r)
+        mg, mgx = x.dtype.type(sg / (n * s)), x.dtype.type(sgx / (n * s))
+        scale = w[ch] * r
+        for i in range(n):
+            for j in range(s):
+                gx[i, ch, j] = scale * (g[i, ch, j] - mg - (x[i, ch, j] - mu) * r * mgx)
+        gb[ch], gw[ch] = sg, sgx
+
+
+def _ncs(a):
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
+def batch_norm_forward(x, weight, bias, eps):
+    c, dt = x.shape[1], x.dtype
+    w = np.ones(c, dt) if weight is None else np.ascontiguousarray(weight, dtype=dt)
+    b = np.zeros(c, dt) if bias is None else np.ascontiguousarray(bias, dtype=dt)
+    y = np.empty(x.shape, dt)
+    mean, var, invstd = np.empty(c, dt), np.empty(c, dt), np.empty(c, dt)
+    _bn_forward(_ncs(x), w, b, dt.type(eps), y.reshape(_ncs(x).shape), mean, var, invstd)
+    return y, mean, var, invstd
+
+
+def batch_norm_backward(x, weight, g, mean, invstd):
+    c, dt = x.shape[1], x.dtype
+    w = np.ones(c, dt) if weight is None else np.ascontiguousarray(weight, dtype=dt)
+    gx = np.empty(x.shape, dt)
+    gw, gb = np.empty(c, dt), np.empty(c, dt)
+    _bn_backward(_ncs(x), w, _ncs(np.asarray(g, dtype=dt)), mean, invstd, gx.reshape(_ncs(x).shape), gw, gb)
+    return gx, gw, gb
+
+
+@_jit
+def _adam(p, g, m, v, b1, b2, c1, c2, eps, step_size, bc2, wd, decay, l2, dec):
+    for i in numba.prange(p.size):
+        gi = g[i]
+        if dec:
+            p[i] *= decay
+        if l2:
+            gi = gi + wd * p[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + c2 * (gi * gi)
+        m[i], v[i] = mi, vi
+        p[i] -= step_size * (mi / (np.sqrt(vi) / bc2 + eps))
+
+
+@_jit
+def _rmsprop(p, g, s, a, ca, eps, lr, wd, l2):
+    for i in numba.prange(p.size):
+        gi = g[i]
+        if l2:
+            gi = gi + wd * p[i]
+        si = s[i] * a + ca * (gi * gi)
+        s[i] = si
+        p[i] -= lr * (gi / (np.sqrt(si) + eps))
+
+
+@_jit
+def _sgd(p, g, buf, mu, lr, wd, l2):
+    for i in numba.prange(p.size):
+        gi = g[i]
+        if l2:
+            gi = gi + wd * p[i]
+        b = buf[i] * mu + gi
+        buf[i] = b
+        p[i] -= lr * b
+
+
+def _flat_ok(*arrays):
+    dt = arrays[0].dtype
+    return dt in (np.float32, np.float64) and all(
+        a.dtype == dt and a.flags.c_contiguous and a.flags.writeable for a in arrays)
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    if not _flat_ok(p, m, v):
+        return False
+    t = p.dtype.type
+    _adam(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), m.reshape(-1), v.reshape(-1),
+          t(beta1), t(beta2), t(1 - beta1), t(1 - beta2), t(eps), t(lr / (1 - beta1 ** step)),
+          t((1 - beta2 ** step) ** 0.5), t(weight_decay), t(1 - lr * weight_decay),
+          weight_decay != 0 and not decoupled, weight_decay != 0 and bool(decoupled))
+    return True
+
+
+def rmsprop_step(p, g, s, lr, alpha, eps, weight_decay):
+    if not _flat_ok(p, s):
+        return False
+    t = p.dtype.type
+    _rmsprop(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), s.reshape(-1), t(alpha),
+             t(1 - alpha), t(eps), t(lr), t(weight_decay), weight_decay != 0)
+    return True
+
+
+def sgd_momentum_step(p, g, buf, lr, momentum, weight_decay):
+    if not _flat_ok(p, buf):
+        return False
+    t = p.dtype.type
+    _sgd(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), buf.reshape(-1), t(momentum), t(lr),
+         t(weight_decay), weight_decay != 0)
+    return True

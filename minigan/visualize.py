@@ -202,10 +202,8 @@ def activation_maximisation(model, layer, channels, image_shape=None, steps=200,
     (len(channels), C, H, W) in [-1, 1]. `layer` is a name from model.named_modules()."""
     channels = np.asarray(channels, dtype=np.int64).reshape(-1)
     shape = (len(channels),) + _image_shape(model, image_shape)
-    xp_channels = None
 
     def objective(x):
-        nonlocal xp_channels
         a = layer_output(model, layer, x)
         if channels.max() >= a.shape[1]:
             raise ValueError(f'layer {layer!r} has {a.shape[1]} channels, asked for channel {channels.max()}')
@@ -343,7 +341,7 @@ def main(argv=None):
         with mg.no_grad():
             model.eval()
             final = scores_of(model, _input_tensor(imgs, a.device)).numpy()
-        labels = [f'{c} {final[i, i]:.1f}' for i, c in enumerate(class_names)]
+        labels = [f'{c}: {final[i, i]:.1f}' for i, c in enumerate(class_names)]
         written.append(_save(image_grid(_to_uint8_hwc(imgs), labels, ncol=min(k, 10)), out, 'class_models.png'))
     if 'saliency' in a.what:
         from .evaluate import load_run_data

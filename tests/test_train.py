@@ -17,7 +17,7 @@ import pytest
 import minigan as mg
 from minigan import checkpoint, runlog
 from minigan import train as train_mod
-from minigan.gan import losses, trainer as trainer_mod
+from minigan.gan import losses
 from minigan.gan.trainer import GANTrainer, wgan_critic_iters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,6 +244,8 @@ def test_help_documents_every_flag_with_its_default():
     (['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
     (['--epochs', '0'], 'must be positive'),
     (['--device', 'tpu'], "invalid choice: 'tpu'"),
+    (['--labels-file', 'tags.csv'], '--labels-file goes with a folder'),
+    (['--model', 'classifier', '--image-size', '64'], 'classifier-32'),
 ])
 def test_bad_arguments_exit_non_zero_with_one_line_and_no_traceback(args, expect, tmp_path):
     r = _cli(*args, '--out', str(tmp_path / 'x'))
@@ -271,7 +273,6 @@ class ListSource:
 
 
 def _tiny_gan(algorithm, seed=0, lr=None, ndf=4):
-    from minigan import optim
     from minigan.models import Discriminator32, Generator32
     mg.manual_seed(seed)
     G = Generator32(nz=8, ngf=4, nc=1)
@@ -294,10 +295,11 @@ def test_discriminator_loss_falls_when_the_generator_is_frozen(algorithm, monkey
     if algorithm == 'wgan':
         tr.clip_critic()                              # start inside the clipping box, as after any step
     g_before = [p.numpy() for p in tr.G.parameters()]
+    tr.n_critic = 2                                   # (speed: 2 critic steps per G step)
     real = _real()
     first = last = None
-    for i in range(12):
-        src = ListSource([real] * 5)
+    for i in range(10):
+        src = ListSource([real] * 2)
         m = tr.step(src, 30 + i)                      # past WGAN's 100-critic-step warm-up
         first = m['loss_d'] if first is None else first
         last = m['loss_d']

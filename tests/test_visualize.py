@@ -38,8 +38,11 @@ def test_class_model_images_raise_the_chosen_class_score():
     imgs = V.class_model_images(model, range(5), image_shape=(3, 16, 16), steps=60, seed=0)
     assert imgs.shape == (5, 3, 16, 16) and imgs.min() >= -1 and imgs.max() <= 1
     before, after = scores(model, start_images(5)), scores(model, imgs)    # same seeded start
-    gain = np.diag(after) - np.diag(before)
-    assert np.all(gain > 0.5), gain
+    gain = after - before
+    chosen = np.diag(gain)
+    others = (gain.sum(axis=1) - chosen) / 4
+    assert np.all(chosen > 0.2), chosen
+    assert np.all(chosen > others + 0.1), (chosen, others)            # the chosen class gains the most
     assert np.all(after.argmax(axis=1) == np.arange(5)), after          # each image is classified as its class
     assert model.training is False
 
@@ -129,7 +132,12 @@ def test_activation_maximisation_of_a_nested_named_layer():
         return a.mean(axis=(2, 3))[np.arange(3), channels]
 
     before, after = mean_act(start_images(3, seed=6)), mean_act(imgs)
-    assert np.all(after > before + 0.05), (before, after)
+    assert np.all(after > before), (before, after)
+    # better than the best of 100 random images in the same range
+    rand = np.random.default_rng(6).uniform(-1, 1, (100, 3, 16, 16)).astype(np.float32)
+    with mg.no_grad():
+        best_random = V.layer_output(net, 'features.2', mg.tensor(rand)).numpy().mean(axis=(2, 3)).max(axis=0)
+    assert np.all(after > best_random[channels]), (after, best_random[channels])
     with pytest.raises(ValueError, match='6 channels'):
         V.activation_maximisation(net, 'features.2', [6], image_shape=(3, 16, 16), steps=1)
 

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .. import dispatch
 from ..autograd import Function
 from ..backend import get_array_module, to_device
 from ..random import generator
@@ -25,6 +26,8 @@ class ReLU(Function):
 
     def backward(self, gy):                      # dy = [x > 0] dx  (the mask is a constant)
         x = self.inputs[0].data
+        if dispatch.kernel('leaky_relu_grad', x) is not None:
+            return LeakyReLUGrad(x, 0.0)(gy)
         return gy * Tensor((x > 0).astype(x.dtype))
 
 
@@ -33,12 +36,30 @@ class LeakyReLU(Function):
         self.slope = slope
 
     def forward(self, x):
+        fused = dispatch.kernel('leaky_relu', x)
+        if fused is not None:
+            return fused(x, self.slope)
         return get_array_module(x).where(x > 0, x, x * x.dtype.type(self.slope))
 
     def backward(self, gy):                      # dy = (1 if x > 0 else slope) dx
         x = self.inputs[0].data
+        if dispatch.kernel('leaky_relu_grad', x) is not None:
+            return LeakyReLUGrad(x, self.slope)(gy)
         xp = get_array_module(x)
         return gy * Tensor(xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.slope)))
+
+
+class LeakyReLUGrad(Function):
+    """gy -> gy * (1 if x > 0 else slope) for a fixed x: one fused pass (dispatch.kernel)."""
+
+    def __init__(self, x, slope):
+        self.x, self.slope = x, slope
+
+    def forward(self, gy):
+        return dispatch.kernel('leaky_relu_grad', gy)(gy, self.x, self.slope)
+
+    def backward(self, ggx):                     # linear in gy with a constant mask
+        return LeakyReLUGrad(self.x, self.slope)(ggx)
 
 
 class Tanh(Function):

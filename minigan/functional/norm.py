@@ -8,6 +8,7 @@ exact second and higher derivatives, as the WGAN-GP penalty needs.
 """
 import numbers
 
+from .. import dispatch
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -41,10 +42,14 @@ class BatchNorm(Function):
         xp = get_array_module(x)
         self.bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)   # broadcasts a (C,) vector against x
         count = x.size // x.shape[1]
-        if self.training:
+        fused = dispatch.kernel('batch_norm_forward', x) if self.training else None
+        if fused is not None:                                 # one fused pass, same math as below
+            y, self.mean, var, self.invstd = fused(x, weight, bias, self.eps)
+        elif self.training:
             self.mean = _channel_sum(x) / count
             centred = x - self.mean.reshape(self.bshape)
             var = _channel_dot(centred, centred) / count        # biased: used to normalise
+        if self.training:
             m = self.momentum                                 # torch's update, in place on the buffers
             if self.running_mean is not None:
                 self.running_mean[...] = m * self.mean + (1 - m) * self.running_mean
@@ -53,6 +58,8 @@ class BatchNorm(Function):
         else:
             self.mean, var = self.running_mean.copy(), self.running_var   # copied: later calls update them
             centred = x - self.mean.reshape(self.bshape)
+        if fused is not None:
+            return y
         self.invstd = 1 / xp.sqrt(var + self.eps)
         scale = self.invstd if weight is None else self.invstd * weight
         y = centred
@@ -87,6 +94,9 @@ class BatchNormGrad(Function):
         self.eps, self.mean, self.invstd = eps, mean, invstd
 
     def forward(self, x, w, g):
+        fused = dispatch.kernel('batch_norm_backward', x)
+        if fused is not None:                    # the same formulas, one pass per channel
+            return fused(x, w, g, self.mean, self.invstd)
         bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         count = x.size // x.shape[1]
         centred = x - self.mean.reshape(bshape)

@@ -8,6 +8,7 @@ whose backward is the forward's linear map again:
 """
 import numpy as np
 
+from .. import dispatch
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -62,7 +63,15 @@ class MaxPool2d(Function):
     def __init__(self, geometry):
         self.g = geometry
 
+    def _window(self):
+        g = self.g
+        return (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw)
+
     def forward(self, x):
+        fused = dispatch.kernel('max_pool2d', x) if self.g.kh * self.g.kw < 256 else None
+        if fused is not None:                    # one pass: the same maxima, ties and NaN handling
+            best, self.arg = fused(x, *self._window())
+            return best
         xp = get_array_module(x)
         xpad = self.g.pad(x, -np.inf)
         slices = [xpad[sl] for _, sl in self.g.offsets()]
@@ -87,6 +96,10 @@ class MaxPool2dScatter(Function):
 
     def forward(self, gy):
         xp = get_array_module(gy)
+        fused = dispatch.kernel('max_pool2d_grad', gy) if self.arg.dtype == np.uint8 else None
+        if fused is not None:
+            g = self.g
+            return fused(gy, self.arg, (g.h, g.w), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw))
         if self.g.sh >= self.g.kh and self.g.sw >= self.g.kw:   # windows do not overlap: plain writes
             # gy * mask straight into the strided slice (3x faster than copyto with where=)
             return self.g.scatter_add(None, gy, copy=lambda k, dst: xp.multiply(gy, self.arg == k, out=dst))

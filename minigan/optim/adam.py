@@ -8,6 +8,7 @@
 """
 import math
 
+from .. import dispatch
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -42,6 +43,10 @@ class Adam(Optimizer):
                 state['max_exp_avg_sq'] = xp.zeros_like(p)
         state['step'] += 1
         t = state['step']
+        fused = None if group['amsgrad'] else dispatch.kernel('adam_step', p)
+        if fused is not None and fused(p, g, state['exp_avg'], state['exp_avg_sq'], lr, beta1, beta2, eps, wd,
+                                       self._decoupled, t):
+            return                                   # done in one fused pass (the same formulas)
         if wd != 0:
             if self._decoupled:
                 p *= 1 - lr * wd

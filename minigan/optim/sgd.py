@@ -6,6 +6,7 @@
     g   = g + momentum * buf if nesterov else buf
     p   = p - lr * g
 """
+from .. import dispatch
 from .optimizer import Optimizer
 
 
@@ -25,9 +26,13 @@ class SGD(Optimizer):
     def _update(self, p, g, state, group):
         if group['maximize']:
             g = -g
+        mu = group['momentum']
+        fused = (dispatch.kernel('sgd_momentum_step', p) if mu != 0 and group['dampening'] == 0
+                 and not group['nesterov'] and 'momentum_buffer' in state else None)
+        if fused is not None and fused(p, g, state['momentum_buffer'], group['lr'], mu, group['weight_decay']):
+            return                                   # done in one fused pass (the same formulas)
         if group['weight_decay'] != 0:
             g = g + group['weight_decay'] * p
-        mu = group['momentum']
         if mu != 0:
             buf = state.get('momentum_buffer')
             if buf is None:
