@@ -1,0 +1,306 @@
+"""The CPU kernels (C++ extension and numba) against the NumPy reference, and the dispatcher.
+
+Every fast kernel must give the reference's numbers: conv primitives on random
+shapes (batch 1, one channel, 1x1 kernels, odd and non-square sizes, strides 1-3,
+paddings 0-2, non-contiguous inputs, float32 and float64), the fused element-wise
+kernels through the ops that use them, gradcheck through each backend, and the
+dispatcher's choice, environment variable and fallbacks. Tolerances: float64
+rtol 1e-10, float32 rtol 1e-4 (relative to the largest value). Seeds fixed per test.
+"""
+import importlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import minigan as mg
+import minigan.nn.functional as F
+from minigan import dispatch, optim
+from minigan.functional import im2col as ref
+
+FAST = [b for b in ('cpp', 'numba') if b in dispatch.available_backends()]
+fast_backend = pytest.mark.parametrize('backend', FAST or [pytest.param('none', marks=pytest.mark.skip(
+    reason='neither the C++ extension nor numba is available'))])
+
+# (N, C, H, W, O, kh, kw, stride, padding): batch 1, one channel, 1x1, odd, non-square, strides 1-3, pads 0-2
+SHAPES = [
+    (1, 1, 5, 5, 1, 1, 1, 1, 0),
+    (2, 3, 7, 5, 4, 3, 2, 2, 1),
+    (3, 2, 9, 8, 5, 4, 3, 3, 2),
+    (1, 4, 6, 11, 3, 2, 3, (1, 3), (2, 0)),
+    (4, 5, 8, 8, 6, 4, 4, 2, 1),
+    (2, 6, 4, 4, 7, 4, 4, 1, 0),          # a DCGAN last layer: 4x4 -> 1x1
+    (5, 3, 1, 1, 2, 1, 1, 1, 2),          # 1x1 input, padding larger than the kernel
+]
+TOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def close(a, b, dtype):
+    """max |a - b| <= tol * max(|b|, 1) for the dtype's tolerance."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype == dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    err = np.abs(a.astype(np.float64) - b).max() if a.size else 0.0
+    assert err <= TOL[dtype] * max(np.abs(b).max(initial=0.0), 1.0), f'max error {err}'
+
+
+def kernels(backend):
+    """The module of a backend's kernels (same signatures as functional/im2col.py's primitives)."""
+    return importlib.import_module({'cpp': 'minigan.cpp_kernels', 'numba': 'minigan.numba_kernels'}[backend])
+
+
+@fast_backend
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape', SHAPES, ids=str)
+def test_conv_primitives_match_reference(backend, dtype, shape):
+    n, c, h, w, o, kh, kw, s, p = shape
+    rng = np.random.default_rng(hash(shape) % 2**32)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    k = kernels(backend)
+    sp, pp = ref.pair(s), ref.pair(p)
+    y = ref.conv2d_forward(x, wt, sp, pp)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    close(k.conv2d_forward(x, wt, sp, pp), y, dtype)
+    close(k.conv2d_backward_data(gy, wt, x.shape, sp, pp), ref.conv2d_backward_data(gy, wt, x.shape, sp, pp), dtype)
+    close(k.conv2d_backward_weight(x, gy, wt.shape, sp, pp),
+          ref.conv2d_backward_weight(x, gy, wt.shape, sp, pp), dtype)
+
+
+@fast_backend
+def test_conv_primitives_take_non_contiguous_inputs(backend):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((6, 3, 9, 10)).astype(np.float32)
+    x = base[::2, :, 1:, ::-1]                              # strided, reversed, offset view
+    wt = rng.standard_normal((5, 4, 3, 3)).astype(np.float32).transpose(1, 0, 3, 2)[:, :3]   # (4, 3, 3, 3) view
+    assert not x.flags.c_contiguous and not wt.flags.c_contiguous
+    k = kernels(backend)
+    y = ref.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(wt), (2, 2), (1, 1))
+    close(k.conv2d_forward(x, wt, (2, 2), (1, 1)), y, np.float32)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gy = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)   # same values, NHWC memory
+    assert not gy.flags.c_contiguous
+    close(k.conv2d_backward_data(gy, wt, x.shape, (2, 2), (1, 1)),
+          ref.conv2d_backward_data(np.ascontiguousarray(gy), np.ascontiguousarray(wt), x.shape, (2, 2), (1, 1)),
+          np.float32)
+    close(k.conv2d_backward_weight(x, gy, wt.shape, (2, 2), (1, 1)),
+          ref.conv2d_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), wt.shape, (2, 2), (1, 1)),
+          np.float32)
+
+
+@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.parametrize('threads', [1, 2])
+def test_cpp_conv_batch_split_over_threads_matches_reference(threads):
+    """Large enough for the batch to be split into chunks (and over threads): same numbers."""
+    from minigan import cpu_ext
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((9, 8, 12, 12)).astype(np.float32)
+    wt = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
+    ext, saved = cpu_ext.ext(), cpu_ext.get_num_threads()
+    chunk = ext.get_chunk_bytes()
+    try:
+        mg.set_num_threads(threads)
+        ext.set_chunk_bytes(8 * 1024)                       # a few samples per chunk
+        y = ref.conv2d_forward(x, wt, 2, 1)
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        close(ext.conv2d_forward(x, wt, 2, 2, 1, 1), y, np.float32)
+        close(ext.conv2d_backward_data(gy, wt, 12, 12, 2, 2, 1, 1), ref.conv2d_backward_data(gy, wt, x.shape, 2, 1),
+              np.float32)
+        close(ext.conv2d_backward_weight(x, gy, 4, 4, 2, 2, 1, 1),
+              ref.conv2d_backward_weight(x, gy, wt.shape, 2, 1), np.float32)
+    finally:
+        ext.set_chunk_bytes(chunk)
+        mg.set_num_threads(saved)
+
+
+@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+def test_cpp_im2col_col2im_and_transpose_match_reference():
+    from minigan import cpu_ext
+    ext = cpu_ext.ext()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 6))
+    col = ref.im2col(x, 3, 2, (2, 1), (1, 2))
+    close(ext.im2col(x, 3, 2, 2, 1, 1, 2), col.reshape(-1, col.shape[3] * col.shape[4] * col.shape[5]), np.float64)
+    back = ref.col2im(col, x.shape, (2, 1), (1, 2))
+    close(ext.col2im(col.reshape(ext.im2col(x, 3, 2, 2, 1, 1, 2).shape), 2, 3, 7, 6, 3, 2, 2, 1, 1, 2), back,
+          np.float64)
+    a = rng.standard_normal((3, 13, 21)).astype(np.float32)
+    np.testing.assert_array_equal(ext.transpose(a), a.transpose(0, 2, 1))
+    b = ext.matmul(a[0], a[1].T.copy())
+    close(b, (a[0].astype(np.float64) @ a[1].T.astype(np.float64)).astype(np.float32), np.float32)
+
+
+@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+def test_cpp_conv_rejects_mismatched_shapes():
+    from minigan import cpu_ext
+    ext = cpu_ext.ext()
+    x, w = np.zeros((1, 3, 5, 5), np.float32), np.zeros((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match='channels'):
+        ext.conv2d_forward(x, w, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match='larger than'):
+        ext.conv2d_forward(x, np.zeros((2, 3, 9, 9), np.float32), 1, 1, 0, 0)
+
+
+# ---- through the autograd ops: forward, gradients, gradcheck per backend ----------------------------
+
+def _run_ops(backend, fn, arrays):
+    """fn(*tensors) -> scalar under `backend`: (value, gradients) as NumPy arrays."""
+    with mg.conv_backend(backend):
+        ts = [mg.tensor(a, requires_grad=True) for a in arrays]
+        out = fn(*ts)
+        out.backward()
+        return out.numpy(), [t.grad.numpy() for t in ts]
+
+
+CASES = {
+    'conv2d': (lambda x, w: (F.conv2d(x, w, None, 2, 1) ** 2).sum(), [(2, 3, 7, 6), (4, 3, 3, 3)]),
+    'conv_transpose2d': (lambda x, w: (F.conv_transpose2d(x, w, None, 2, 1) ** 2).sum(), [(2, 4, 3, 5), (4, 3, 4, 4)]),
+    'batch_norm_leaky_relu': (lambda x, g, b: (F.leaky_relu(F.batch_norm(x, None, None, g, b, True), 0.2) ** 2).sum(),
+                              [(4, 3, 3, 5), (3,), (3,)]),
+    'relu_max_pool': (lambda x: (F.max_pool2d(F.relu(x), 2) ** 2).sum(), [(2, 3, 6, 5)]),
+}
+
+
+@fast_backend
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('case', list(CASES))
+def test_ops_match_numpy_backend(backend, dtype, case):
+    fn, shapes = CASES[case]
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    y0, g0 = _run_ops('numpy', fn, arrays)
+    y1, g1 = _run_ops(backend, fn, arrays)
+    close(y1, y0, dtype)
+    for a, b in zip(g1, g0):
+        close(a, b, dtype)
+
+
+@fast_backend
+@pytest.mark.parametrize('case', list(CASES))
+def test_gradcheck_through_backend(backend, case):
+    fn, shapes = CASES[case]
+    rng = np.random.default_rng(5)
+    inputs = [mg.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+    with mg.conv_backend(backend):
+        assert mg.gradcheck(fn, inputs)
+
+
+@fast_backend
+def test_gradgradcheck_conv_and_batch_norm_through_backend(backend):
+    """Double backward (the WGAN-GP penalty) runs on the same kernels."""
+    rng = np.random.default_rng(6)
+    x = mg.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = mg.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    with mg.conv_backend(backend):
+        assert mg.gradgradcheck(lambda x, w: F.leaky_relu(F.conv2d(x, w, None, 1, 1), 0.2), [x, w])
+        g = mg.tensor(rng.standard_normal(3) + 1, requires_grad=True)
+        y = mg.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)
+        assert mg.gradgradcheck(lambda y, g: F.batch_norm(y, None, None, g, None, True), [y, g])
+
+
+@fast_backend
+@pytest.mark.parametrize('make', [
+    lambda ps: optim.Adam(ps, lr=1e-2, betas=(0.5, 0.999)),
+    lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=0.1),
+    lambda ps: optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    lambda ps: optim.RMSprop(ps, lr=1e-2, weight_decay=0.01),
+    lambda ps: optim.SGD(ps, lr=1e-2, momentum=0.9, weight_decay=0.01),
+], ids=['adam', 'adam_l2', 'adamw', 'rmsprop', 'sgd_momentum'])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_fused_optimizer_steps_match_numpy(backend, make, dtype):
+    rng = np.random.default_rng(7)
+    p0 = rng.standard_normal((5, 7)).astype(dtype)
+    grads = [rng.standard_normal((5, 7)).astype(dtype) for _ in range(4)]
+    results = []
+    for b in ('numpy', backend):
+        with mg.conv_backend(b):
+            p = mg.tensor(p0.copy(), requires_grad=True)
+            opt = make([p])
+            for g in grads:
+                p.grad = mg.tensor(g)
+                opt.step()
+            results.append(p.numpy())
+    close(results[1], results[0], dtype)
+
+
+# ---- the dispatcher --------------------------------------------------------------------------------
+
+def test_dispatcher_names_and_errors():
+    assert 'numpy' in mg.available_backends()
+    with pytest.raises(ValueError, match='unknown backend'):
+        mg.set_conv_backend('fortran')
+    with pytest.raises(ValueError, match='unknown op'):
+        mg.set_conv_backend('numpy', ops=['conv3d'])
+    before = mg.get_conv_backend('conv2d_forward')
+    with mg.conv_backend('numpy', ops='conv2d_forward'):
+        assert mg.get_conv_backend('conv2d_forward') == 'numpy'
+    assert mg.get_conv_backend('conv2d_forward') == before
+
+
+def test_unavailable_backend_is_refused_with_a_reason(monkeypatch):
+    monkeypatch.setattr(dispatch, 'available_backends', lambda: ['numpy'])
+    with pytest.raises(RuntimeError, match='not available'):
+        mg.set_conv_backend('cpp')
+
+
+def test_auto_measures_once_per_shape_and_matches_reference():
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    with mg.conv_backend('auto'):
+        y = dispatch.conv2d_forward(x, w, 1, 1)
+        picked = dispatch.auto_choices()
+        assert any(k[0] == 'conv2d_forward' for k in picked)
+        assert set(picked.values()) <= {'reference_kernels', 'cpp_kernels', 'numba_kernels'}
+        close(y, ref.conv2d_forward(x, w, 1, 1), np.float64)
+
+
+def _python(code, env=None):
+    import os
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+def test_env_var_selects_backend():
+    r = _python("""
+        import minigan as mg
+        print(mg.get_conv_backend('conv2d_forward'), mg.get_conv_backend('adam_step'))
+    """, {'MINIGAN_CONV': 'numpy'})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['numpy', 'numpy']
+
+
+def test_missing_extension_warns_once_and_falls_back():
+    """Import never fails without minigan._cpu: one warning, then the other paths run."""
+    r = _python("""
+        import sys, warnings
+        sys.modules['minigan._cpu'] = None          # as if the build had failed
+        warnings.simplefilter('always')
+        with warnings.catch_warnings(record=True) as caught:
+            import numpy as np, minigan as mg, minigan.nn.functional as F
+            from minigan import dispatch
+            names = dispatch.available_backends()
+            x = mg.tensor(np.ones((1, 1, 4, 4), np.float32))
+            y = F.conv2d(x, mg.tensor(np.ones((1, 1, 3, 3), np.float32)))
+            F.leaky_relu(y, 0.2)
+            dispatch.available_backends()
+        n = sum('C++ kernels' in str(w.message) for w in caught)
+        print('cpp' in names, n, float(y.numpy().sum()))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['False', '1', '36.0']
+
+
+def test_set_num_threads():
+    from minigan import cpu_ext
+    saved = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        assert mg.get_num_threads() == 1
+        if cpu_ext.ext() is not None:
+            assert cpu_ext.ext().get_num_threads() == 1
+        with pytest.raises(ValueError, match='positive'):
+            mg.set_num_threads(0)
+    finally:
+        mg.set_num_threads(saved)
