@@ -19,7 +19,10 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define MG_SGEMM 1
-constexpr int MR = 12, NR = 32;  // 24 zmm accumulators
+#ifndef MG_MR
+#define MG_MR 12
+#endif
+constexpr int MR = MG_MR, NR = 32;  // 2 * MR zmm accumulators
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define MG_SGEMM 1
@@ -33,7 +36,13 @@ namespace mg {
 
 namespace {
 
-constexpr int64_t KC = 128, MC = 12 * MR;
+#ifndef MG_KU
+#define MG_KU 1
+#endif
+#ifndef MG_KC
+#define MG_KC 128
+#endif
+constexpr int64_t KC = MG_KC, MC = 12 * MR;
 
 float *aligned_scratch(int64_t n, int which) {  // two per-thread arenas: packed A and packed B
     thread_local std::unique_ptr<float[]> arena[2];
@@ -112,11 +121,12 @@ static_assert(NR == 2 * VW, "the micro-kernel holds two vectors per row");
 inline void micro_kernel(int64_t kc, const float *__restrict pa, const float *__restrict pb, float *c,
                          int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
     vec c0[MR], c1[MR];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c0[r] = vzero(), c1[r] = vzero();
+#pragma GCC unroll MG_KU
     for (int64_t k = 0; k < kc; ++k) {
         const vec b0 = vload(pb), b1 = vload(pb + VW);
-#pragma GCC unroll 12
+#pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
             const vec a = vbcast(pa + r);
             c0[r] = vfma(a, b0, c0[r]);
@@ -126,7 +136,7 @@ inline void micro_kernel(int64_t kc, const float *__restrict pa, const float *__
         pb += NR;
     }
     if (rows == MR && cols == NR) {
-#pragma GCC unroll 12
+#pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
             float *cr = c + r * ldc;
             if (accumulate) {

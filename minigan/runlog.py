@@ -113,8 +113,8 @@ def _light(c, f=0.6):
 
 def plot_losses(step_records, epoch_records, keys, path, title='losses', ylabel='loss'):
     """A PNG with one thin line per key over the steps and its per-epoch means over it."""
-    w, h = 1000, 560
-    left, right, top, bottom = 90, 30, 56, 78
+    w, h = 1000, 580
+    left, right, top, bottom = 90, 30, 84, 70
     img = Image.new('RGB', (w, h), 'white')
     draw = ImageDraw.Draw(img)
     font, small, big = _font(15), _font(13), _font(18)
@@ -125,14 +125,14 @@ def plot_losses(step_records, epoch_records, keys, path, title='losses', ylabel=
         if pts:
             series[k] = pts
     tw, _ = _text_size(draw, title, big)
-    draw.text(((w - tw) // 2, 14), title, fill='black', font=big)
+    draw.text(((w - tw) // 2, 12), title, fill='black', font=big)
     if not series:
         draw.text((left, h // 2), 'no steps logged yet', fill='black', font=font)
         img.save(path)
         return path
     xs = [s for pts in series.values() for s, _ in pts]
     ys = np.array([v for pts in series.values() for _, v in pts])
-    x0, x1 = min(xs), max(xs)
+    x0, x1 = min(0, min(xs)), max(xs)
     if x1 == x0:
         x0, x1 = x0 - 1, x1 + 1
     lo, hi = (np.percentile(ys, [0.5, 99.5]) if len(ys) >= 100 else (ys.min(), ys.max()))
@@ -192,17 +192,14 @@ def plot_losses(step_records, epoch_records, keys, path, title='losses', ylabel=
             for x, y in mline:
                 draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=color)
             legend.append((f'{k} (epoch mean)', color, 3))
-    # legend box, top right
-    lh = 20
-    lwmax = max(_text_size(draw, t, small)[0] for t, _, _ in legend)
-    bx1 = left + pw - 10
-    bx0 = bx1 - lwmax - 50
-    by0 = top + 10
-    draw.rectangle([bx0, by0, bx1, by0 + lh * len(legend) + 8], fill='white', outline=(160, 160, 160))
-    for j, (text, color, width) in enumerate(legend):
-        y = by0 + 6 + j * lh + lh / 2
-        draw.line([(bx0 + 8, y), (bx0 + 36, y)], fill=color, width=width)
-        draw.text((bx0 + 42, y - 9), text, fill='black', font=small)
+    # legend: one row between the title and the plot, centred
+    widths = [36 + _text_size(draw, t, small)[0] + 22 for t, _, _ in legend]
+    x = left + max(0, (pw - sum(widths)) / 2)
+    y = top - 22
+    for (text, color, width), wd in zip(legend, widths):
+        draw.line([(x, y), (x + 28, y)], fill=color, width=width)
+        draw.text((x + 34, y - 9), text, fill='black', font=small)
+        x += wd
     img.save(path)
     return path
 
