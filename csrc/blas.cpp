@@ -25,7 +25,7 @@ using fort_d = void (*)(const char *, const char *, const int *, const int *, co
                         const double *, double *, const int *);
 
 Kind g_kind = NONE;
-bool g_own_sgemm = true;  // float32 GEMMs through sgemm.cpp where compiled in (set_own_sgemm)
+bool g_own_sgemm = false;  // float32 GEMMs through sgemm.cpp even when a BLAS was found (set_own_sgemm)
 void *g_sgemm = nullptr, *g_dgemm = nullptr;
 using local_fn = int (*)(int);
 local_fn g_local = nullptr;
@@ -96,7 +96,7 @@ Arr<T> matmul(Arr<T> a, Arr<T> b) {
 
 }  // namespace
 
-bool blas_splits() { return g_kind == NONE || g_local != nullptr || (g_own_sgemm && sgemm_available()); }
+bool blas_splits() { return g_kind == NONE || g_local != nullptr || g_own_sgemm; }
 
 int blas_local(int n) {
     if (g_kind == NONE) return 1;  // the built-in loops follow team()
@@ -106,7 +106,7 @@ int blas_local(int n) {
 template <>
 void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    if (g_own_sgemm && alpha == 1.f && (beta == 0.f || beta == 1.f) &&
+    if ((g_own_sgemm || g_kind == NONE) && alpha == 1.f && (beta == 0.f || beta == 1.f) &&
         sgemm(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb, tb ? ldb : 1, c, ldc, beta == 1.f))
         return;
     gemm_any<float, cblas_s, fort_s>(g_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -8,8 +8,10 @@
 //         for each MR panel of A:      C tile (MR x NR) += A panel * B panel
 //
 // A(i, k) = a[i * ars + k * acs] and B(k, j) = b[k * brs + j * bcs] take any strides,
-// so transposed operands cost nothing but the packing. Measured against OpenBLAS on
-// the conv shapes in bench/RESULTS.md; gemm<float> uses it when it was compiled in.
+// so transposed operands cost nothing but the packing. Measured on the conv shapes at one
+// thread it reaches 85-95 GFLOP/s, 90-95% of OpenBLAS 0.3.31 (bench/RESULTS.md), so the
+// conv primitives use NumPy's BLAS when one was found and this kernel otherwise (or when
+// set_own_sgemm(True) asks for it). MR and KC were tuned over 8/12/14 and 128/256/384.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -36,9 +38,6 @@ namespace mg {
 
 namespace {
 
-#ifndef MG_KU
-#define MG_KU 1
-#endif
 #ifndef MG_KC
 #define MG_KC 128
 #endif
@@ -123,7 +122,6 @@ inline void micro_kernel(int64_t kc, const float *__restrict pa, const float *__
     vec c0[MR], c1[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c0[r] = vzero(), c1[r] = vzero();
-#pragma GCC unroll MG_KU
     for (int64_t k = 0; k < kc; ++k) {
         const vec b0 = vload(pb), b1 = vload(pb + VW);
 #pragma GCC unroll 16
