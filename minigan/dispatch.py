@@ -4,8 +4,9 @@ Backends, per primitive or fused op:
     numpy  the readable reference (functional/im2col.py, the NumPy ops in norm.py, ...)
     numba  JIT kernels (numba_kernels.py), compiled once and cached on disk
     cpp    the C++/OpenMP extension minigan._cpu (csrc/), GEMMs in NumPy's own BLAS
-    auto   the fastest available: on the first call with a new shape, every available
-           backend runs it twice and the fastest is remembered for that shape
+    auto   the fastest available: on the first call with a new shape, each candidate
+           (cpp and numpy, or numba and numpy without the extension) runs it twice and
+           the fastest is remembered for that shape; fused ops take cpp, then numba
 
     minigan.set_conv_backend('cpp')                    # every op
     minigan.set_conv_backend('numba', ops=['conv2d_forward'])
@@ -17,6 +18,7 @@ A backend that is not available (no numba, no compiled extension) is skipped by
 auto; asking for it by name raises an error saying why and what to do.
 """
 import contextlib
+import importlib.util
 import os
 import time
 
@@ -26,7 +28,7 @@ from . import cpu_ext
 BACKENDS = ('auto', 'numpy', 'numba', 'cpp')
 CONV_OPS = ('conv2d_forward', 'conv2d_backward_data', 'conv2d_backward_weight')
 FUSED_OPS = ('batch_norm_forward', 'batch_norm_backward', 'leaky_relu', 'leaky_relu_grad',
-             'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad')
+             'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad', 'matmul')
 OPS = CONV_OPS + FUSED_OPS
 
 _choice = {}                 # op -> backend name
@@ -81,7 +83,7 @@ def available_backends():
     global _available
     if _available is None:
         names = ['numpy']
-        if _numba() is not None:
+        if importlib.util.find_spec('numba') is not None:   # imported only when a numba kernel runs
             names.append('numba')
         if cpu_ext.ext() is not None:
             names.append('cpp')
@@ -146,23 +148,58 @@ def _run(op, key, *args):
     return fn(*args)
 
 
-def _measure(op, args, repeats=2):
-    best, best_t = None, float('inf')
-    for name in available_backends():
-        fn = _impl(name, op)
-        if fn is None:
-            continue
-        fn(*args)                                     # warm-up (and numba's compile or cache load)
-        t = float('inf')
+def _candidates():
+    """What auto measures: the compiled kernels against NumPy. numba is a candidate only where
+    the C++ extension is missing: it never beat it on the conv layers (bench/RESULTS.md), and
+    leaving it out spares auto numba's compile on first use."""
+    names = available_backends()
+    return [n for n in names if n != 'numba'] if 'cpp' in names else names
+
+
+def _measure(op, args, repeats=3):
+    """The fastest candidate for these arguments, timed on one thread.
+
+    One thread, because on a busy two-core machine the thread pools disturb each other's
+    timings (NumPy's OpenBLAS workers spin ~0.1 s after a call, stalling whatever OpenMP
+    loop comes next), while the work each candidate does shows in its one-thread time;
+    both parallelise alike. A warm-up call each, then `repeats` rounds taking turns, best
+    time kept; the NumPy reference must win by 25% to be taken over a compiled kernel."""
+    fns = {name: _impl(name, op) for name in _candidates()}
+    fns = {name: fn for name, fn in fns.items() if fn is not None}
+    best_t = dict.fromkeys(fns, float('inf'))
+    threads = cpu_ext.get_num_threads()
+    cpu_ext.set_num_threads(1)
+    try:
+        for fn in fns.values():
+            fn(*args)                                 # warm-up (and numba's compile or cache load)
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(*args)
-            t = min(t, time.perf_counter() - t0)
-        if name == 'cpp':
-            t *= 0.9                                  # within noise, prefer the compiled kernel
-        if t < best_t:
-            best, best_t = fn, t
-    return best
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn(*args)
+                best_t[name] = min(best_t[name], time.perf_counter() - t0)
+    finally:
+        cpu_ext.set_num_threads(threads)
+    if 'numpy' in best_t and len(best_t) > 1:
+        best_t['numpy'] *= 1.25
+    _trim_heap()
+    return fns[min(best_t, key=best_t.get)]
+
+
+def _trim_heap():
+    """Give the heap the candidates' temporaries left behind back to the OS (glibc only): the
+    NumPy reference's column matrices are large, and would otherwise stay in the process's RSS."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL('libc.so.6').malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def auto_choices():
