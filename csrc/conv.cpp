@@ -304,28 +304,58 @@ void run_chunks(const Geom &g, const Plan &p, F &&body) {
     }
 }
 
+// Activations may arrive, and leave, in either memory order: NCHW (C-contiguous) or
+// NHWC (a channels-last buffer that Python shows as an NCHW-shaped view). The primitives
+// compute in NHWC, so with NHWC in and out they skip every layout change: the GEMM writes
+// its output rows straight into y. `*_nhwc` flags say that the array passed holds
+// (N, H, W, C) memory; `nhwc_out` asks for the result in that order too.
+struct Dims {
+    int64_t n, c, h, w;
+};
+
+Dims dims_of(const py::array &a, bool nhwc) {
+    return nhwc ? Dims{a.shape(0), a.shape(3), a.shape(1), a.shape(2)}
+                : Dims{a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
+}
+
 template <typename T>
-Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+Arr<T> new_act(int64_t n, int64_t c, int64_t h, int64_t w, bool nhwc) {
+    return nhwc ? Arr<T>({n, h, w, c}) : Arr<T>({n, c, h, w});
+}
+
+template <typename T>
+Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t pw, bool x_nhwc,
+               bool nhwc_out) {
     check4(x, "x");
     check4(w, "w");
-    const Geom g = make_geom(x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(1),
-                             w.shape(2), w.shape(3), sh, sw, ph, pw);
-    Arr<T> y({g.n, g.m, g.oh, g.ow});
+    const Dims dx = dims_of(x, x_nhwc);
+    const Geom g = make_geom(dx.n, dx.c, dx.h, dx.w, w.shape(0), w.shape(1), w.shape(2), w.shape(3), sh, sw,
+                             ph, pw);
+    Arr<T> y = new_act<T>(g.n, g.m, g.oh, g.ow, nhwc_out);
     const T *xd = x.data(), *wd = w.data();
     T *yd = y.mutable_data();
     {
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
         const Plan p = plan_of(g, sizeof(T));
-        const int64_t per = p.nb * (HWC + P * K + P * g.m);   // xt, col, out of one slot
+        const int64_t per = p.nb * ((x_nhwc ? 0 : HWC) + P * K + (nhwc_out ? 0 : P * g.m));
         T *wp = scratch<T>(g.m * K + p.slots * per), *work = wp + g.m * K;
         weight_to_cl(wd, g, wp);
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *xt = work + slot * per, *col = xt + p.nb * HWC, *out = col + p.nb * P * K;
-            { Phase ph(0); transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt); }
+            T *buf = work + slot * per, *xt = const_cast<T *>(xd) + n0 * HWC;
+            if (!x_nhwc) {
+                xt = buf;
+                buf += p.nb * HWC;
+                Phase ph(0);
+                transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
+            }
+            T *col = buf, *out = nhwc_out ? yd + n0 * P * g.m : col + p.nb * P * K;
             { Phase ph(1); im2col_cl(xt, g, cur, col); }
             { Phase ph(2); gemm<T>(false, true, cur * P, g.m, K, T(1), col, K, wp, K, T(0), out, g.m); }
-            { Phase ph(3); transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P); }
+            if (!nhwc_out) {
+                Phase ph(3);
+                transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P);
+            }
         });
     }
     return y;
@@ -333,29 +363,39 @@ Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t p
 
 template <typename T>
 Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int64_t sw, int64_t ph,
-                     int64_t pw) {
+                     int64_t pw, bool gy_nhwc, bool nhwc_out) {
     check4(gy, "gy");
     check4(w, "w");
-    const Geom g = make_geom(gy.shape(0), w.shape(1), h, wi, w.shape(0), w.shape(1), w.shape(2),
-                             w.shape(3), sh, sw, ph, pw);
-    if (gy.shape(1) != g.m || gy.shape(2) != g.oh || gy.shape(3) != g.ow)
+    const Dims dy = dims_of(gy, gy_nhwc);
+    const Geom g = make_geom(dy.n, w.shape(1), h, wi, w.shape(0), w.shape(1), w.shape(2), w.shape(3), sh, sw,
+                             ph, pw);
+    if (dy.c != g.m || dy.h != g.oh || dy.w != g.ow)
         throw std::invalid_argument("conv2d_backward_data: gy's shape does not match the conv's output");
-    Arr<T> gx({g.n, g.c, g.h, g.w});
+    Arr<T> gx = new_act<T>(g.n, g.c, g.h, g.w, nhwc_out);
     const T *gyd = gy.data(), *wd = w.data();
     T *gxd = gx.mutable_data();
     {
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
         const Plan p = plan_of(g, sizeof(T));
-        const int64_t per = p.nb * (P * g.m + P * K + HWC);   // gyt, gcol, gxt of one slot
+        const int64_t per = p.nb * ((gy_nhwc ? 0 : P * g.m) + P * K + (nhwc_out ? 0 : HWC));
         T *wp = scratch<T>(g.m * K + p.slots * per), *work = wp + g.m * K;
         weight_to_cl(wd, g, wp);
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *gyt = work + slot * per, *gcol = gyt + p.nb * P * g.m, *gxt = gcol + p.nb * P * K;
-            { Phase ph(0); transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt); }
+            T *buf = work + slot * per, *gyt = const_cast<T *>(gyd) + n0 * P * g.m;
+            if (!gy_nhwc) {
+                gyt = buf;
+                buf += p.nb * P * g.m;
+                Phase ph(0);
+                transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
+            }
+            T *gcol = buf, *gxt = nhwc_out ? gxd + n0 * HWC : gcol + p.nb * P * K;
             { Phase ph(2); gemm<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp, K, T(0), gcol, K); }
             { Phase ph(4); col2im_cl(gcol, g, cur, gxt); }
-            { Phase ph(3); transpose_batch(gxt, cur, g.h * g.w, g.c, gxd + n0 * HWC); }
+            if (!nhwc_out) {
+                Phase ph(3);
+                transpose_batch(gxt, cur, g.h * g.w, g.c, gxd + n0 * HWC);
+            }
         });
     }
     return gx;
@@ -363,12 +403,12 @@ Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int
 
 template <typename T>
 Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                       int64_t ph, int64_t pw) {
+                       int64_t ph, int64_t pw, bool x_nhwc, bool gy_nhwc) {
     check4(x, "x");
     check4(gy, "gy");
-    const Geom g = make_geom(x.shape(0), x.shape(1), x.shape(2), x.shape(3), gy.shape(1), x.shape(1),
-                             kh, kw, sh, sw, ph, pw);
-    if (gy.shape(0) != g.n || gy.shape(2) != g.oh || gy.shape(3) != g.ow)
+    const Dims dx = dims_of(x, x_nhwc), dy = dims_of(gy, gy_nhwc);
+    const Geom g = make_geom(dx.n, dx.c, dx.h, dx.w, dy.c, dx.c, kh, kw, sh, sw, ph, pw);
+    if (dy.n != g.n || dy.h != g.oh || dy.w != g.ow)
         throw std::invalid_argument("conv2d_backward_weight: gy's shape does not match the conv's output");
     Arr<T> gw({g.m, g.c, g.kh, g.kw});
     const T *xd = x.data(), *gyd = gy.data();
@@ -377,14 +417,26 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, MK = g.m * K;
         const Plan p = plan_of(g, sizeof(T));
-        const int64_t per = MK + p.nb * (HWC + P * K + P * g.m);   // partial gW, xt, col, gyt
+        const int64_t per = MK + p.nb * ((x_nhwc ? 0 : HWC) + P * K + (gy_nhwc ? 0 : P * g.m));
         T *work = scratch<T>(p.slots * per);
         for (int s = 0; s < p.slots; ++s) std::fill(work + s * per, work + s * per + MK, T(0));
         run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
-            T *gwp = work + slot * per, *xt = gwp + MK, *col = xt + p.nb * HWC, *gyt = col + p.nb * P * K;
-            { Phase ph(0); transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt); }
+            T *gwp = work + slot * per, *buf = gwp + MK;
+            T *xt = const_cast<T *>(xd) + n0 * HWC, *gyt = const_cast<T *>(gyd) + n0 * P * g.m;
+            if (!x_nhwc) {
+                xt = buf;
+                buf += p.nb * HWC;
+                Phase ph(0);
+                transpose_batch(xd + n0 * HWC, cur, g.c, g.h * g.w, xt);
+            }
+            T *col = buf;
+            buf += p.nb * P * K;
             { Phase ph(1); im2col_cl(xt, g, cur, col); }
-            { Phase ph(0); transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt); }
+            if (!gy_nhwc) {
+                gyt = buf;
+                Phase ph(0);
+                transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
+            }
             { Phase ph(2); gemm<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K); }
         });
         T *sum = work;
@@ -446,11 +498,12 @@ template <typename T>
 void bind_dtype(py::module_ &m) {
     using namespace pybind11::literals;
     m.def("transpose", &transpose<T>);
-    m.def("conv2d_forward", &forward<T>, "x"_a, "w"_a, "sh"_a, "sw"_a, "ph"_a, "pw"_a);
+    m.def("conv2d_forward", &forward<T>, "x"_a, "w"_a, "sh"_a, "sw"_a, "ph"_a, "pw"_a, "x_nhwc"_a = false,
+          "nhwc_out"_a = false);
     m.def("conv2d_backward_data", &backward_data<T>, "gy"_a, "w"_a, "h"_a, "w_"_a, "sh"_a, "sw"_a,
-          "ph"_a, "pw"_a);
+          "ph"_a, "pw"_a, "gy_nhwc"_a = false, "nhwc_out"_a = false);
     m.def("conv2d_backward_weight", &backward_weight<T>, "x"_a, "gy"_a, "kh"_a, "kw"_a, "sh"_a,
-          "sw"_a, "ph"_a, "pw"_a);
+          "sw"_a, "ph"_a, "pw"_a, "x_nhwc"_a = false, "gy_nhwc"_a = false);
     m.def("im2col", &im2col<T>);
     m.def("col2im", &col2im<T>);
 }

@@ -13,6 +13,10 @@
 
 #include "minigan.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace mg {
 
 namespace {
@@ -116,6 +120,194 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward(Arr<T> x, std::optional<Ar
         rd[c] = r;
     }
     return {y, mean, var, invstd};
+}
+
+// The same two kernels for channels-last activations, x as (R, C) rows of C channels:
+// each thread sums its block of rows into per-channel partials, then one pass writes.
+struct RowBlocks {
+    int64_t rows, nt;
+    int64_t begin(int64_t t) const { return rows * t / nt; }
+};
+
+template <typename T>
+std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::optional<Arr<T>> weight,
+                                                           std::optional<Arr<T>> bias, double eps) {
+    if (x.ndim() != 2) throw std::invalid_argument("batch_norm (channels last): x must be (rows, C)");
+    const int64_t R = x.shape(0), C = x.shape(1);
+    const T *wd = vec_or_null(weight, C, "weight"), *bd = vec_or_null(bias, C, "bias");
+    Arr<T> y({R, C}), mean(C), var(C), invstd(C);
+    const T *xd = x.data();
+    T *yd = y.mutable_data(), *md = mean.mutable_data(), *vd = var.mutable_data(), *rd = invstd.mutable_data();
+    py::gil_scoped_release nogil;
+    const int nt = threads_for(R * C);
+    const RowBlocks rb{R, nt};
+    std::vector<double> part(size_t(2 * nt * C), 0.0), shift(C);
+    for (int64_t c = 0; c < C; ++c) shift[c] = R ? double(xd[c]) : 0.0;
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#else
+        const int t = 0;
+#endif
+        double *sum = part.data() + 2 * t * C, *sq = sum + C;
+        const double *k = shift.data();
+        for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+            const T *xr = xd + r * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+                const double d = double(xr[c]) - k[c];
+                sum[c] += d;
+                sq[c] += d * d;
+            }
+        }
+    }
+    std::vector<T> scale(C), offset(C);
+    for (int64_t c = 0; c < C; ++c) {
+        double sum = 0, sq = 0;
+        for (int t = 0; t < nt; ++t) sum += part[2 * t * C + c], sq += part[2 * t * C + C + c];
+        const double sm = sum / double(R);
+        md[c] = T(shift[c] + sm);
+        vd[c] = T(std::max(0.0, sq / double(R) - sm * sm));
+        rd[c] = T(1) / std::sqrt(vd[c] + T(eps));
+        scale[c] = wd ? rd[c] * wd[c] : rd[c];
+        offset[c] = bd ? bd[c] : T(0);
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < R; ++r) {
+        const T *xr = xd + r * C;
+        T *yr = yd + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - md[c]) * scale[c] + offset[c];
+    }
+    return {y, mean, var, invstd};
+}
+
+template <typename T>
+std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward_nhwc(Arr<T> x, std::optional<Arr<T>> weight, Arr<T> g,
+                                                    Arr<T> mean, Arr<T> invstd) {
+    if (x.ndim() != 2 || g.ndim() != 2 || x.size() != g.size())
+        throw std::invalid_argument("batch_norm_backward (channels last): x and g must be (rows, C)");
+    const int64_t R = x.shape(0), C = x.shape(1);
+    if (mean.size() != C || invstd.size() != C)
+        throw std::invalid_argument("batch_norm_backward: mean and invstd need one value per channel");
+    const T *wd = vec_or_null(weight, C, "weight");
+    Arr<T> gx({R, C}), gw(C), gb(C);
+    const T *xd = x.data(), *gd = g.data(), *md = mean.data(), *rd = invstd.data();
+    T *gxd = gx.mutable_data(), *gwd = gw.mutable_data(), *gbd = gb.mutable_data();
+    py::gil_scoped_release nogil;
+    const int nt = threads_for(R * C);
+    const RowBlocks rb{R, nt};
+    std::vector<double> part(size_t(2 * nt * C), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#else
+        const int t = 0;
+#endif
+        double *sg = part.data() + 2 * t * C, *sgx = sg + C;
+        for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+            const T *xr = xd + r * C, *gr = gd + r * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+                sg[c] += double(gr[c]);
+                sgx[c] += double(gr[c]) * double((xr[c] - md[c]) * rd[c]);
+            }
+        }
+    }
+    std::vector<T> mg(C), mgx(C), scale(C);
+    for (int64_t c = 0; c < C; ++c) {
+        double a = 0, b = 0;
+        for (int t = 0; t < nt; ++t) a += part[2 * t * C + c], b += part[2 * t * C + C + c];
+        gbd[c] = T(a);
+        gwd[c] = T(b);
+        mg[c] = T(a / double(R));
+        mgx[c] = T(b / double(R));
+        scale[c] = wd ? wd[c] * rd[c] : rd[c];
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < R; ++r) {
+        const T *xr = xd + r * C, *gr = gd + r * C;
+        T *o = gxd + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) o[c] = scale[c] * (gr[c] - mg[c] - (xr[c] - md[c]) * rd[c] * mgx[c]);
+    }
+    return {gx, gw, gb};
+}
+
+// Max pooling on channels-last planes: x (N, H, W, C) -> y, arg (N, OH, OW, C), arg as in
+// maxpool_forward; the loops run along C, so they vectorise.
+template <typename T>
+std::tuple<Arr<T>, py::array_t<uint8_t>> maxpool_forward_nhwc(Arr<T> x, int64_t kh, int64_t kw, int64_t sh,
+                                                              int64_t sw, int64_t ph, int64_t pw) {
+    if (x.ndim() != 4) throw std::invalid_argument("max_pool2d: x must be 4-D");
+    if (kh * kw > 255) throw std::invalid_argument("max_pool2d: the fused kernel takes windows of < 256 values");
+    const int64_t n = x.shape(0), h = x.shape(1), w = x.shape(2), C = x.shape(3);
+    const int64_t oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
+    if (oh < 1 || ow < 1) throw std::invalid_argument("max_pool2d: the window is larger than the padded input");
+    Arr<T> y({n, oh, ow, C});
+    py::array_t<uint8_t> arg({n, oh, ow, C});
+    const T *xd = x.data();
+    T *yd = y.mutable_data();
+    uint8_t *ad = arg.mutable_data();
+    py::gil_scoped_release nogil;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads_for(n * h * w * C))
+    for (int64_t b = 0; b < n; ++b)
+        for (int64_t r = 0; r < oh; ++r)
+            for (int64_t q = 0; q < ow; ++q) {
+                T *yo = yd + ((b * oh + r) * ow + q) * C;
+                uint8_t *ao = ad + ((b * oh + r) * ow + q) * C;
+                bool first = true;
+                for (int64_t i = 0; i < kh; ++i)
+                    for (int64_t j = 0; j < kw; ++j) {
+                        const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
+                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                        const T *xi = xd + ((b * h + ih) * w + iw) * C;
+                        const uint8_t k = uint8_t(i * kw + j);
+                        if (first) {
+                            for (int64_t c = 0; c < C; ++c) yo[c] = xi[c], ao[c] = k;
+                            first = false;
+                            continue;
+                        }
+                        for (int64_t c = 0; c < C; ++c) {  // a NaN, once taken, is never replaced
+                            const T v = xi[c];
+                            const bool take = v > yo[c] || (v != v && yo[c] == yo[c]);
+                            yo[c] = take ? v : yo[c];
+                            ao[c] = take ? k : ao[c];
+                        }
+                    }
+                for (int64_t c = 0; c < C; ++c) ao[c] = yo[c] != yo[c] ? 0 : ao[c];
+            }
+    return {y, arg};
+}
+
+template <typename T>
+Arr<T> maxpool_scatter_nhwc(Arr<T> gy, py::array_t<uint8_t, py::array::c_style> arg, int64_t h, int64_t w,
+                            int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    if (gy.ndim() != 4 || arg.ndim() != 4 || gy.size() != arg.size())
+        throw std::invalid_argument("max_pool2d backward: gy and arg must be 4-D arrays of one shape");
+    const int64_t n = gy.shape(0), oh = gy.shape(1), ow = gy.shape(2), C = gy.shape(3);
+    Arr<T> gx({n, h, w, C});
+    const T *gd = gy.data();
+    const uint8_t *ad = arg.data();
+    T *xd = gx.mutable_data();
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * h * w * C))
+    for (int64_t b = 0; b < n; ++b) {  // one sample per task: overlapping windows stay in one thread
+        T *xb = xd + b * h * w * C;
+        std::fill(xb, xb + h * w * C, T(0));
+        for (int64_t r = 0; r < oh; ++r)
+            for (int64_t q = 0; q < ow; ++q) {
+                const T *go = gd + ((b * oh + r) * ow + q) * C;
+                const uint8_t *ao = ad + ((b * oh + r) * ow + q) * C;
+                for (int64_t c = 0; c < C; ++c) {
+                    const int64_t k = ao[c], ih = r * sh - ph + k / kw, iw = q * sw - pw + k % kw;
+                    if (ih >= 0 && ih < h && iw >= 0 && iw < w) xb[(ih * w + iw) * C + c] += go[c];
+                }
+            }
+    }
+    return gx;
 }
 
 // Training-mode batch-norm gradients (the reference's BatchNormGrad.forward):
@@ -327,6 +519,12 @@ void bind_dtype(py::module_ &m) {
           "weight_decay"_a, "decoupled"_a, "step_size"_a, "bc2_sqrt"_a);
     m.def("rmsprop_step", &rmsprop_step<T>, "p"_a.noconvert(), "g"_a, "s"_a.noconvert(), "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a);
     m.def("maxpool_forward", &maxpool_forward<T>);
+    m.def("maxpool_forward_nhwc", &maxpool_forward_nhwc<T>);
+    m.def("maxpool_scatter_nhwc", &maxpool_scatter_nhwc<T>);
+    m.def("batch_norm_forward_nhwc", &bn_forward_nhwc<T>, "x"_a, "weight"_a.none(true), "bias"_a.none(true),
+          "eps"_a);
+    m.def("batch_norm_backward_nhwc", &bn_backward_nhwc<T>, "x"_a, "weight"_a.none(true), "g"_a, "mean"_a,
+          "invstd"_a);
     m.def("maxpool_scatter", &maxpool_scatter<T>);
     m.def("sgd_momentum_step", &sgd_momentum_step<T>, "p"_a.noconvert(), "g"_a, "buf"_a.noconvert(), "lr"_a, "momentum"_a,
           "weight_decay"_a);

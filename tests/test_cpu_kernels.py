@@ -132,6 +132,31 @@ def test_cpp_im2col_col2im_and_transpose_match_reference():
 
 
 @pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+def test_cpp_results_are_channels_last_views_with_reference_values():
+    """The C++ conv returns NCHW-shaped views of NHWC memory, which the other kernels take as they are."""
+    from minigan import cpp_kernels
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 4, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    y = cpp_kernels.conv2d_forward(x, w, (1, 1), (1, 1))
+    assert y.shape == (3, 5, 7, 6) and y.transpose(0, 2, 3, 1).flags.c_contiguous
+    close(y, ref.conv2d_forward(x, w, 1, 1), np.float32)
+    yc = np.ascontiguousarray(y)
+    out = cpp_kernels.batch_norm_forward(y, None, None, 1e-5)
+    ref_out = cpp_kernels.batch_norm_forward(yc, None, None, 1e-5)
+    for a, b in zip(out, ref_out):
+        close(a, b, np.float32)
+    close(cpp_kernels.leaky_relu(y, 0.2), cpp_kernels.leaky_relu(yc, 0.2), np.float32)
+    p, arg = cpp_kernels.max_pool2d(y, (2, 2), (2, 2), (0, 0))
+    pc, argc = cpp_kernels.max_pool2d(yc, (2, 2), (2, 2), (0, 0))
+    close(p, pc, np.float32)
+    np.testing.assert_array_equal(arg, argc)
+    g = rng.standard_normal(p.shape).astype(np.float32)
+    close(cpp_kernels.max_pool2d_grad(g, arg, (7, 6), (2, 2), (2, 2), (0, 0)),
+          cpp_kernels.max_pool2d_grad(g, argc, (7, 6), (2, 2), (2, 2), (0, 0)), np.float32)
+
+
+@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
 def test_cpp_conv_rejects_mismatched_shapes():
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -159,6 +184,10 @@ CASES = {
     'batch_norm_leaky_relu': (lambda x, g, b: (F.leaky_relu(F.batch_norm(x, None, None, g, b, True), 0.2) ** 2).sum(),
                               [(4, 3, 3, 5), (3,), (3,)]),
     'relu_max_pool': (lambda x: (F.max_pool2d(F.relu(x), 2) ** 2).sum(), [(2, 3, 6, 5)]),
+    # a chain, so that the C++ kernels meet the channels-last views that the conv returns
+    'conv_bn_leaky_pool_convT': (lambda x, w, g, w2: (F.conv_transpose2d(F.max_pool2d(F.leaky_relu(
+        F.batch_norm(F.conv2d(x, w, None, 1, 1), None, None, g, None, True), 0.2), 2), w2, None, 2, 1) ** 2).sum(),
+        [(2, 3, 6, 6), (4, 3, 3, 3), (4,), (4, 2, 4, 4)]),
 }
 
 
