@@ -4,8 +4,9 @@
     python bench/compare_torch.py --backend numpy --json results.json
     python bench/plot_results.py results.json bench/results.png
 
-One group per workload: PyTorch's median step time and minigan's, per backend, each
-bar labelled with its milliseconds; the title says threads and timing (wall or CPU).
+One group per workload: minigan's median step time per backend divided by PyTorch's
+from the same run (PyTorch = 1.0), each bar labelled with its milliseconds (PyTorch's
+bar with the time of the first run); the title says threads and timing.
 """
 import json
 import sys
@@ -19,12 +20,14 @@ COLOURS = {'torch': (238, 76, 44), 'auto': (52, 120, 198), 'cpp': (52, 120, 198)
 def plot(rows, path, title=''):
     workloads = list(dict.fromkeys(r['workload'] for r in rows))
     series = ['torch'] + list(dict.fromkeys(r['backend'] for r in rows))
-    value = {}
+    value, rel = {}, {}
     for r in rows:                                    # the last row of each kind wins
+        # each bar is minigan / torch as measured in that run (the runs alternate the two),
+        # so that large and small workloads, and runs on a busier machine, read alike
         value[(r['workload'], r['backend'])] = r['minigan_ms']
+        rel[(r['workload'], r['backend'])] = r['minigan_ms'] / r['torch_ms']
         value.setdefault((r['workload'], 'torch'), r['torch_ms'])
-    # each workload scaled to its own torch time, so that large and small workloads read alike
-    rel = {k: v / value[(k[0], 'torch')] for k, v in value.items()}
+        rel[(r['workload'], 'torch')] = 1.0
     width, height, left, top, bottom = 200 + 150 * len(workloads), 420, 60, 50, 70
     img = Image.new('RGB', (width, height), 'white')
     d = ImageDraw.Draw(img)
