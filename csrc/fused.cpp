@@ -88,36 +88,38 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward(Arr<T> x, std::optional<Ar
     const T *xd = x.data();
     T *yd = y.mutable_data(), *md = mean.mutable_data(), *vd = var.mutable_data(), *rd = invstd.mutable_data();
     const double count = double(d.n * d.s);
-    py::gil_scoped_release nogil;
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.n * d.c * d.s))
-    for (int64_t c = 0; c < d.c; ++c) {
-        // one pass for both moments, shifted by the channel's first value so that
-        // var = E[(x-k)^2] - E[x-k]^2 does not cancel; the sums are in double
-        const double k = double(xd[c * d.s]);
-        double sum = 0, sq = 0;
-        for (int64_t n = 0; n < d.n; ++n) {
-            const T *xc = xd + (n * d.c + c) * d.s;
+        for (int64_t c = 0; c < d.c; ++c) {
+            // one pass for both moments, shifted by the channel's first value so that
+            // var = E[(x-k)^2] - E[x-k]^2 does not cancel; the sums are in double
+            const double k = double(xd[c * d.s]);
+            double sum = 0, sq = 0;
+            for (int64_t n = 0; n < d.n; ++n) {
+                const T *xc = xd + (n * d.c + c) * d.s;
 #pragma omp simd reduction(+ : sum, sq)
-            for (int64_t i = 0; i < d.s; ++i) {
-                const double t = double(xc[i]) - k;
-                sum += t;
-                sq += t * t;
+                for (int64_t i = 0; i < d.s; ++i) {
+                    const double t = double(xc[i]) - k;
+                    sum += t;
+                    sq += t * t;
+                }
             }
+            const double shifted_mean = sum / count;
+            const T mu = T(k + shifted_mean);
+            sq = std::max(0.0, sq / count - shifted_mean * shifted_mean) * count;
+            const T v = T(sq / count);
+            const T r = T(1) / std::sqrt(v + T(eps));
+            const T scale = wd ? r * wd[c] : r, shift = bd ? bd[c] : T(0);
+            for (int64_t n = 0; n < d.n; ++n) {
+                const T *xc = xd + (n * d.c + c) * d.s;
+                T *yc = yd + (n * d.c + c) * d.s;
+                for (int64_t i = 0; i < d.s; ++i) yc[i] = (xc[i] - mu) * scale + shift;
+            }
+            md[c] = mu;
+            vd[c] = v;
+            rd[c] = r;
         }
-        const double shifted_mean = sum / count;
-        const T mu = T(k + shifted_mean);
-        sq = std::max(0.0, sq / count - shifted_mean * shifted_mean) * count;
-        const T v = T(sq / count);
-        const T r = T(1) / std::sqrt(v + T(eps));
-        const T scale = wd ? r * wd[c] : r, shift = bd ? bd[c] : T(0);
-        for (int64_t n = 0; n < d.n; ++n) {
-            const T *xc = xd + (n * d.c + c) * d.s;
-            T *yc = yd + (n * d.c + c) * d.s;
-            for (int64_t i = 0; i < d.s; ++i) yc[i] = (xc[i] - mu) * scale + shift;
-        }
-        md[c] = mu;
-        vd[c] = v;
-        rd[c] = r;
     }
     return {y, mean, var, invstd};
 }
@@ -138,47 +140,49 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::option
     Arr<T> y({R, C}), mean(C), var(C), invstd(C);
     const T *xd = x.data();
     T *yd = y.mutable_data(), *md = mean.mutable_data(), *vd = var.mutable_data(), *rd = invstd.mutable_data();
-    py::gil_scoped_release nogil;
-    const int nt = threads_for(R * C);
-    const RowBlocks rb{R, nt};
-    std::vector<double> part(size_t(2 * nt * C), 0.0), shift(C);
-    for (int64_t c = 0; c < C; ++c) shift[c] = R ? double(xd[c]) : 0.0;
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
+        const int nt = threads_for(R * C);
+        const RowBlocks rb{R, nt};
+        std::vector<double> part(size_t(2 * nt * C), 0.0), shift(C);
+        for (int64_t c = 0; c < C; ++c) shift[c] = R ? double(xd[c]) : 0.0;
 #pragma omp parallel num_threads(nt)
-    {
+        {
 #ifdef _OPENMP
-        const int t = omp_get_thread_num();
+            const int t = omp_get_thread_num();
 #else
-        const int t = 0;
+            const int t = 0;
 #endif
-        double *sum = part.data() + 2 * t * C, *sq = sum + C;
-        const double *k = shift.data();
-        for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
-            const T *xr = xd + r * C;
+            double *sum = part.data() + 2 * t * C, *sq = sum + C;
+            const double *k = shift.data();
+            for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+                const T *xr = xd + r * C;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) {
-                const double d = double(xr[c]) - k[c];
-                sum[c] += d;
-                sq[c] += d * d;
+                for (int64_t c = 0; c < C; ++c) {
+                    const double d = double(xr[c]) - k[c];
+                    sum[c] += d;
+                    sq[c] += d * d;
+                }
             }
         }
-    }
-    std::vector<T> scale(C), offset(C);
-    for (int64_t c = 0; c < C; ++c) {
-        double sum = 0, sq = 0;
-        for (int t = 0; t < nt; ++t) sum += part[2 * t * C + c], sq += part[2 * t * C + C + c];
-        const double sm = sum / double(R);
-        md[c] = T(shift[c] + sm);
-        vd[c] = T(std::max(0.0, sq / double(R) - sm * sm));
-        rd[c] = T(1) / std::sqrt(vd[c] + T(eps));
-        scale[c] = wd ? rd[c] * wd[c] : rd[c];
-        offset[c] = bd ? bd[c] : T(0);
-    }
+        std::vector<T> scale(C), offset(C);
+        for (int64_t c = 0; c < C; ++c) {
+            double sum = 0, sq = 0;
+            for (int t = 0; t < nt; ++t) sum += part[2 * t * C + c], sq += part[2 * t * C + C + c];
+            const double sm = sum / double(R);
+            md[c] = T(shift[c] + sm);
+            vd[c] = T(std::max(0.0, sq / double(R) - sm * sm));
+            rd[c] = T(1) / std::sqrt(vd[c] + T(eps));
+            scale[c] = wd ? rd[c] * wd[c] : rd[c];
+            offset[c] = bd ? bd[c] : T(0);
+        }
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t r = 0; r < R; ++r) {
-        const T *xr = xd + r * C;
-        T *yr = yd + r * C;
+        for (int64_t r = 0; r < R; ++r) {
+            const T *xr = xd + r * C;
+            T *yr = yd + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - md[c]) * scale[c] + offset[c];
+            for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - md[c]) * scale[c] + offset[c];
+        }
     }
     return {y, mean, var, invstd};
 }
@@ -195,43 +199,45 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward_nhwc(Arr<T> x, std::optional<Arr<
     Arr<T> gx({R, C}), gw(C), gb(C);
     const T *xd = x.data(), *gd = g.data(), *md = mean.data(), *rd = invstd.data();
     T *gxd = gx.mutable_data(), *gwd = gw.mutable_data(), *gbd = gb.mutable_data();
-    py::gil_scoped_release nogil;
-    const int nt = threads_for(R * C);
-    const RowBlocks rb{R, nt};
-    std::vector<double> part(size_t(2 * nt * C), 0.0);
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
+        const int nt = threads_for(R * C);
+        const RowBlocks rb{R, nt};
+        std::vector<double> part(size_t(2 * nt * C), 0.0);
 #pragma omp parallel num_threads(nt)
-    {
+        {
 #ifdef _OPENMP
-        const int t = omp_get_thread_num();
+            const int t = omp_get_thread_num();
 #else
-        const int t = 0;
+            const int t = 0;
 #endif
-        double *sg = part.data() + 2 * t * C, *sgx = sg + C;
-        for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
-            const T *xr = xd + r * C, *gr = gd + r * C;
+            double *sg = part.data() + 2 * t * C, *sgx = sg + C;
+            for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+                const T *xr = xd + r * C, *gr = gd + r * C;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) {
-                sg[c] += double(gr[c]);
-                sgx[c] += double(gr[c]) * double((xr[c] - md[c]) * rd[c]);
+                for (int64_t c = 0; c < C; ++c) {
+                    sg[c] += double(gr[c]);
+                    sgx[c] += double(gr[c]) * double((xr[c] - md[c]) * rd[c]);
+                }
             }
         }
-    }
-    std::vector<T> mg(C), mgx(C), scale(C);
-    for (int64_t c = 0; c < C; ++c) {
-        double a = 0, b = 0;
-        for (int t = 0; t < nt; ++t) a += part[2 * t * C + c], b += part[2 * t * C + C + c];
-        gbd[c] = T(a);
-        gwd[c] = T(b);
-        mg[c] = T(a / double(R));
-        mgx[c] = T(b / double(R));
-        scale[c] = wd ? wd[c] * rd[c] : rd[c];
-    }
+        std::vector<T> mg(C), mgx(C), scale(C);
+        for (int64_t c = 0; c < C; ++c) {
+            double a = 0, b = 0;
+            for (int t = 0; t < nt; ++t) a += part[2 * t * C + c], b += part[2 * t * C + C + c];
+            gbd[c] = T(a);
+            gwd[c] = T(b);
+            mg[c] = T(a / double(R));
+            mgx[c] = T(b / double(R));
+            scale[c] = wd ? wd[c] * rd[c] : rd[c];
+        }
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t r = 0; r < R; ++r) {
-        const T *xr = xd + r * C, *gr = gd + r * C;
-        T *o = gxd + r * C;
+        for (int64_t r = 0; r < R; ++r) {
+            const T *xr = xd + r * C, *gr = gd + r * C;
+            T *o = gxd + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) o[c] = scale[c] * (gr[c] - mg[c] - (xr[c] - md[c]) * rd[c] * mgx[c]);
+            for (int64_t c = 0; c < C; ++c) o[c] = scale[c] * (gr[c] - mg[c] - (xr[c] - md[c]) * rd[c] * mgx[c]);
+        }
     }
     return {gx, gw, gb};
 }
@@ -251,40 +257,42 @@ std::tuple<Arr<T>, py::array_t<uint8_t>> maxpool_forward_nhwc(Arr<T> x, int64_t 
     const T *xd = x.data();
     T *yd = y.mutable_data();
     uint8_t *ad = arg.mutable_data();
-    py::gil_scoped_release nogil;
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_for(n * h * w * C))
-    for (int64_t b = 0; b < n; ++b)
-        for (int64_t r = 0; r < oh; ++r)
-            for (int64_t q = 0; q < ow; ++q) {
-                T *yo = yd + ((b * oh + r) * ow + q) * C;
-                uint8_t *ao = ad + ((b * oh + r) * ow + q) * C;
-                bool first = true;
-                for (int64_t i = 0; i < kh; ++i)
-                    for (int64_t j = 0; j < kw; ++j) {
-                        const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
-                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                        const T *xi = xd + ((b * h + ih) * w + iw) * C;
-                        const uint8_t k = uint8_t(i * kw + j);
-                        if (first) {
-                            for (int64_t c = 0; c < C; ++c) yo[c] = xi[c], ao[c] = k;
-                            first = false;
-                            continue;
+        for (int64_t b = 0; b < n; ++b)
+            for (int64_t r = 0; r < oh; ++r)
+                for (int64_t q = 0; q < ow; ++q) {
+                    T *yo = yd + ((b * oh + r) * ow + q) * C;
+                    uint8_t *ao = ad + ((b * oh + r) * ow + q) * C;
+                    bool first = true;
+                    for (int64_t i = 0; i < kh; ++i)
+                        for (int64_t j = 0; j < kw; ++j) {
+                            const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
+                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                            const T *xi = xd + ((b * h + ih) * w + iw) * C;
+                            const uint8_t k = uint8_t(i * kw + j);
+                            if (first) {
+                                for (int64_t c = 0; c < C; ++c) yo[c] = xi[c], ao[c] = k;
+                                first = false;
+                                continue;
+                            }
+                            for (int64_t c = 0; c < C; ++c) {  // a NaN, once taken, is never replaced
+                                const T v = xi[c];
+                                const bool take = v > yo[c] || (v != v && yo[c] == yo[c]);
+                                yo[c] = take ? v : yo[c];
+                                ao[c] = take ? k : ao[c];
+                            }
                         }
-                        for (int64_t c = 0; c < C; ++c) {  // a NaN, once taken, is never replaced
-                            const T v = xi[c];
-                            const bool take = v > yo[c] || (v != v && yo[c] == yo[c]);
-                            yo[c] = take ? v : yo[c];
-                            ao[c] = take ? k : ao[c];
-                        }
-                    }
-                for (int64_t c = 0; c < C; ++c) ao[c] = yo[c] != yo[c] ? 0 : ao[c];
-            }
+                    for (int64_t c = 0; c < C; ++c) ao[c] = yo[c] != yo[c] ? 0 : ao[c];
+                }
+    }
     return {y, arg};
 }
 
 template <typename T>
 Arr<T> maxpool_scatter_nhwc(Arr<T> gy, py::array_t<uint8_t, py::array::c_style> arg, int64_t h, int64_t w,
-                            int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+                            int64_t /*kh: the window's row is arg / kw*/, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
     if (gy.ndim() != 4 || arg.ndim() != 4 || gy.size() != arg.size())
         throw std::invalid_argument("max_pool2d backward: gy and arg must be 4-D arrays of one shape");
     const int64_t n = gy.shape(0), oh = gy.shape(1), ow = gy.shape(2), C = gy.shape(3);
@@ -324,27 +332,29 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward(Arr<T> x, std::optional<Arr<T>> w
     const T *xd = x.data(), *gd = g.data(), *md = mean.data(), *rd = invstd.data();
     T *gxd = gx.mutable_data(), *gwd = gw.mutable_data(), *gbd = gb.mutable_data();
     const double count = double(d.n * d.s);
-    py::gil_scoped_release nogil;
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(d.n * d.c * d.s))
-    for (int64_t c = 0; c < d.c; ++c) {
-        const T mu = md[c], r = rd[c];
-        double sg = 0, sgx = 0;
-        for (int64_t n = 0; n < d.n; ++n) {
-            const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
+        for (int64_t c = 0; c < d.c; ++c) {
+            const T mu = md[c], r = rd[c];
+            double sg = 0, sgx = 0;
+            for (int64_t n = 0; n < d.n; ++n) {
+                const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
 #pragma omp simd reduction(+ : sg, sgx)
-            for (int64_t i = 0; i < d.s; ++i) {
-                sg += double(gc[i]);
-                sgx += double(gc[i]) * double((xc[i] - mu) * r);
+                for (int64_t i = 0; i < d.s; ++i) {
+                    sg += double(gc[i]);
+                    sgx += double(gc[i]) * double((xc[i] - mu) * r);
+                }
             }
+            const T mg = T(sg / count), mgx = T(sgx / count), scale = wd ? wd[c] * r : r;
+            for (int64_t n = 0; n < d.n; ++n) {
+                const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
+                T *oc = gxd + (n * d.c + c) * d.s;
+                for (int64_t i = 0; i < d.s; ++i) oc[i] = scale * (gc[i] - mg - (xc[i] - mu) * r * mgx);
+            }
+            gbd[c] = T(sg);
+            gwd[c] = T(sgx);
         }
-        const T mg = T(sg / count), mgx = T(sgx / count), scale = wd ? wd[c] * r : r;
-        for (int64_t n = 0; n < d.n; ++n) {
-            const T *xc = xd + (n * d.c + c) * d.s, *gc = gd + (n * d.c + c) * d.s;
-            T *oc = gxd + (n * d.c + c) * d.s;
-            for (int64_t i = 0; i < d.s; ++i) oc[i] = scale * (gc[i] - mg - (xc[i] - mu) * r * mgx);
-        }
-        gbd[c] = T(sg);
-        gwd[c] = T(sgx);
     }
     return {gx, gw, gb};
 }
@@ -436,48 +446,50 @@ std::tuple<Arr<T>, py::array_t<uint8_t>> maxpool_forward(Arr<T> x, int64_t kh, i
     const T *xd = x.data();
     T *yd = y.mutable_data();
     uint8_t *ad = arg.mutable_data();
-    py::gil_scoped_release nogil;
+    {  // no Python object is touched while the GIL is released
+        py::gil_scoped_release nogil;
 #pragma omp parallel for schedule(static) num_threads(threads_for(n * h * w))
-    for (int64_t p = 0; p < n; ++p) {
-        const T *xp = xd + p * h * w;
-        if (ph == 0 && pw == 0) {  // every window inside the plane: no bounds checks, no branches
+        for (int64_t p = 0; p < n; ++p) {
+            const T *xp = xd + p * h * w;
+            if (ph == 0 && pw == 0) {  // every window inside the plane: no bounds checks, no branches
+                for (int64_t r = 0; r < oh; ++r)
+                    for (int64_t q = 0; q < ow; ++q) {
+                        const T *win = xp + r * sh * w + q * sw;
+                        T best = win[0];
+                        int bk = 0;
+                        bool nan = best != best;
+                        for (int64_t i = 0; i < kh; ++i)
+                            for (int64_t j = 0; j < kw; ++j) {
+                                const T v = win[i * w + j];
+                                nan |= v != v;
+                                const bool take = v > best;
+                                best = take ? v : best;
+                                bk = take ? int(i * kw + j) : bk;
+                            }
+                        const int64_t o = (p * oh + r) * ow + q;
+                        yd[o] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
+                        ad[o] = uint8_t(nan ? 0 : bk);
+                    }
+                continue;
+            }
             for (int64_t r = 0; r < oh; ++r)
                 for (int64_t q = 0; q < ow; ++q) {
-                    const T *win = xp + r * sh * w + q * sw;
-                    T best = win[0];
-                    int bk = 0;
-                    bool nan = best != best;
+                    T best = -std::numeric_limits<T>::infinity();
+                    int k = 0, bk = 0;
+                    bool nan = false;
                     for (int64_t i = 0; i < kh; ++i)
-                        for (int64_t j = 0; j < kw; ++j) {
-                            const T v = win[i * w + j];
-                            nan |= v != v;
-                            const bool take = v > best;
-                            best = take ? v : best;
-                            bk = take ? int(i * kw + j) : bk;
+                        for (int64_t j = 0; j < kw; ++j, ++k) {
+                            const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
+                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                            const T v = xp[ih * w + iw];
+                            if (std::isnan(v)) nan = true;
+                            else if (v > best) best = v, bk = k;
                         }
                     const int64_t o = (p * oh + r) * ow + q;
                     yd[o] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
                     ad[o] = uint8_t(nan ? 0 : bk);
                 }
-            continue;
         }
-        for (int64_t r = 0; r < oh; ++r)
-            for (int64_t q = 0; q < ow; ++q) {
-                T best = -std::numeric_limits<T>::infinity();
-                int k = 0, bk = 0;
-                bool nan = false;
-                for (int64_t i = 0; i < kh; ++i)
-                    for (int64_t j = 0; j < kw; ++j, ++k) {
-                        const int64_t ih = r * sh - ph + i, iw = q * sw - pw + j;
-                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                        const T v = xp[ih * w + iw];
-                        if (std::isnan(v)) nan = true;
-                        else if (v > best) best = v, bk = k;
-                    }
-                const int64_t o = (p * oh + r) * ow + q;
-                yd[o] = nan ? std::numeric_limits<T>::quiet_NaN() : best;
-                ad[o] = uint8_t(nan ? 0 : bk);
-            }
     }
     return {y, arg};
 }
@@ -485,7 +497,7 @@ std::tuple<Arr<T>, py::array_t<uint8_t>> maxpool_forward(Arr<T> x, int64_t kh, i
 // The gradient of max pooling: gx = each gy added at its window's argmax (zeros elsewhere).
 template <typename T>
 Arr<T> maxpool_scatter(Arr<T> gy, py::array_t<uint8_t, py::array::c_style> arg, int64_t h, int64_t w,
-                       int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+                       int64_t /*kh: the window's row is arg / kw*/, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
     if (gy.ndim() != 4 || arg.ndim() != 4 || gy.size() != arg.size())
         throw std::invalid_argument("max_pool2d backward: gy and arg must be 4-D arrays of one shape");
     const int64_t n = gy.shape(0) * gy.shape(1), oh = gy.shape(2), ow = gy.shape(3);
