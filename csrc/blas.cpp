@@ -39,7 +39,7 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 template <typename T>
 void gemm_loops(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
                 int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
-#pragma omp parallel for schedule(static) num_threads(team())
+#pragma omp parallel for schedule(static) num_threads(team_for(m * n * k))
     for (int64_t i = 0; i < m; ++i) {
         T *ci = c + i * ldc;
         for (int64_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];

@@ -119,7 +119,7 @@ template <typename T>
 void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *dst) {
     constexpr int64_t B = 32;
     const int64_t blocks = (rows + B - 1) / B;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * rows * cols))
     for (int64_t nl = 0; nl < nb; ++nl)
         for (int64_t b = 0; b < blocks; ++b)
             transpose_rows(src + nl * rows * cols, rows, cols, dst + nl * rows * cols, b * B,
@@ -132,7 +132,7 @@ void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *ds
 template <typename T>
 void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
     const int64_t K = g.K(), C = g.c;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * g.P() * K))
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t oh = 0; oh < g.oh; ++oh) {
             const T *xn = xt + nl * g.h * g.w * C;
@@ -180,7 +180,7 @@ template <typename T>
 void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
     const int64_t K = g.K(), C = g.c;
     const Taps th(g.h, g.kh, g.sh, g.ph, g.oh), tw(g.w, g.kw, g.sw, g.pw, g.ow);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(team())
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * g.P() * K))
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t ih = 0; ih < g.h; ++ih) {
             const T *cn = col + nl * g.P() * K;
@@ -276,7 +276,7 @@ struct Plan {
 Plan plan_of(const Geom &g, size_t elem) {
     const int nt = num_threads();
     int64_t nb = g.chunk(elem);
-    const bool split = nt > 1 && blas_splits() && g.n > 1;
+    const bool split = nt > 1 && blas_splits() && g.n > 1 && g.n * g.P() * g.K() >= (int64_t(1) << 16);
     if (split) nb = std::min<int64_t>(nb, std::max<int64_t>(1, (g.n + 2 * nt - 1) / (2 * nt)));
     const int64_t chunks = (g.n + nb - 1) / nb;
     const bool parallel = split && chunks > 1;
@@ -442,7 +442,7 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
         T *sum = work;
         for (int s = 1; s < p.slots; ++s) {
             const T *part = work + s * per;
-#pragma omp parallel for schedule(static) num_threads(team())
+#pragma omp parallel for schedule(static) num_threads(team_for(MK))
             for (int64_t t = 0; t < MK; ++t) sum[t] += part[t];
         }
         weight_from_cl(sum, g, gwd);

@@ -21,9 +21,7 @@ namespace mg {
 
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;  // elements per thread below which a loop stays serial
-
-int threads_for(int64_t n) { return n < kGrain ? 1 : team(); }
+int threads_for(int64_t n) { return team_for(n); }
 
 void same_size(const py::array &a, const py::array &b, const char *what) {
     if (a.size() != b.size()) throw std::invalid_argument(std::string(what) + ": arrays differ in size");

@@ -27,6 +27,10 @@ bool sgemm_available();
 
 int num_threads();  // the thread count that minigan.set_num_threads chose
 int team();         // threads for a loop here: num_threads(), or 1 inside a parallel region
+// team() for a loop over `work` elements, or 1 below a grain of 32K: a parallel region costs
+// microseconds on an idle machine and milliseconds on a busy one (the other thread must be
+// scheduled), which small problems (gradchecks, batch 1) cannot repay.
+inline int team_for(int64_t work) { return work < (int64_t(1) << 15) ? 1 : team(); }
 
 // Batch-parallel mode: when the BLAS lets each thread run its own single-threaded GEMM
 // (OpenBLAS's openblas_set_num_threads_local), the conv primitives split the batch over

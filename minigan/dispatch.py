@@ -21,6 +21,7 @@ import contextlib
 import importlib.util
 import os
 import time
+import warnings
 
 from .backend import is_cupy_array
 from . import cpu_ext
@@ -39,7 +40,17 @@ def _default_backend():
     name = os.environ.get('MINIGAN_CONV', 'auto').strip().lower() or 'auto'
     if name not in BACKENDS:
         raise ValueError(f'MINIGAN_CONV={name!r} is not a backend: use one of {", ".join(BACKENDS)}')
+    if name != 'auto' and name not in available_backends():
+        global _env_warned
+        if not _env_warned:
+            _env_warned = True
+            warnings.warn(f'MINIGAN_CONV={name}: {_why_unavailable(name)}; using "auto" instead',
+                          RuntimeWarning, stacklevel=3)
+        return 'auto'
     return name
+
+
+_env_warned = False
 
 
 def set_conv_backend(name, ops=None):

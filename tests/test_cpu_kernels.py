@@ -95,7 +95,7 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads):
     """Large enough for the batch to be split into chunks (and over threads): same numbers."""
     from minigan import cpu_ext
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((9, 8, 12, 12)).astype(np.float32)
+    x = rng.standard_normal((9, 8, 16, 16)).astype(np.float32)      # above the size that is split
     wt = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
     ext, saved = cpu_ext.ext(), cpu_ext.get_num_threads()
     chunk = ext.get_chunk_bytes()
@@ -105,7 +105,7 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads):
         y = ref.conv2d_forward(x, wt, 2, 1)
         gy = rng.standard_normal(y.shape).astype(np.float32)
         close(ext.conv2d_forward(x, wt, 2, 2, 1, 1), y, np.float32)
-        close(ext.conv2d_backward_data(gy, wt, 12, 12, 2, 2, 1, 1), ref.conv2d_backward_data(gy, wt, x.shape, 2, 1),
+        close(ext.conv2d_backward_data(gy, wt, 16, 16, 2, 2, 1, 1), ref.conv2d_backward_data(gy, wt, x.shape, 2, 1),
               np.float32)
         close(ext.conv2d_backward_weight(x, gy, 4, 4, 2, 2, 1, 1),
               ref.conv2d_backward_weight(x, gy, wt.shape, 2, 1), np.float32)
