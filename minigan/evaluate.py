@@ -398,6 +398,14 @@ def real_splits(cfg, root=None, holdout=0.2):
     return train_x, test_x, np.asarray(test_y, np.int64), classes, note
 
 
+def subsample(images, labels, n, seed=0):
+    """At most n of (images, labels), drawn without replacement and kept in order (seeded)."""
+    if len(images) <= n:
+        return images, labels
+    keep = np.sort(np.random.default_rng(seed + 2).choice(len(images), n, replace=False))
+    return images[keep], labels[keep]
+
+
 # ---- the evaluator classifier --------------------------------------------------------------
 def default_cache_dir():
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
@@ -426,6 +434,7 @@ def get_evaluator(cfg, n_train, cache_dir=None, epochs=5, device='cpu', root=Non
     if _finished_run(run_dir, epochs):
         return run_dir
     argv = ['--model', 'classifier', '--data', data, '--epochs', str(epochs), '--subset', str(n_train),
+            '--batch-size', str(min(64, int(n_train))),
             '--image-size', str(cfg['image_size']), '--device', device, '--seed', '0', '--quiet',
             '--log-every', '100']
     if root or cfg.get('data_dir'):
@@ -475,7 +484,16 @@ class TrainingEvaluator:
 
     def __init__(self, cfg, n=2000, device='cpu', classifier=None, cache_dir=None, evaluator_epochs=5,
                  root=None, batch_size=500, seed=0, say=print):
+        from . import random as mgr
+        rng_state = mgr.get_rng_state()          # building the evaluator must not change a training run
+        try:
+            self._setup(cfg, n, device, classifier, cache_dir, evaluator_epochs, root, batch_size, seed, say)
+        finally:
+            mgr.set_rng_state(rng_state)
+
+    def _setup(self, cfg, n, device, classifier, cache_dir, evaluator_epochs, root, batch_size, seed, say):
         train_x, test_x, test_y, self.classes, self.note = real_splits(cfg, root)
+        test_x, test_y = subsample(test_x, test_y, n, seed)        # as many real test images as samples
         self.evaluator_dir = classifier or get_evaluator(cfg, len(train_x), cache_dir, evaluator_epochs,
                                                          device, root, say=say)
         self.evaluator = load_run_model(self.evaluator_dir, 'classifier', device)[0]
@@ -634,9 +652,7 @@ def _main(a):
         raise EvaluateError(f'the evaluator {ev_dir} has {evaluator.n_classes} classes, the run\'s data '
                             f'{len(classes)}')
     print(f'evaluator: {ev_dir} (test accuracy {evaluator_accuracy(ev_dir)}); real data: {note}')
-    if len(test_x) > (a.n_test or a.n):
-        keep = np.sort(np.random.default_rng(a.seed + 2).choice(len(test_x), a.n_test or a.n, replace=False))
-        test_x, test_y = test_x[keep], test_y[keep]
+    test_x, test_y = subsample(test_x, test_y, a.n_test or a.n, a.seed)
     G = load_generator(a.run_dir, device, a.checkpoint)
     subset = min(a.kid_subset_size, a.n, len(test_x))
     ref = RealReference(evaluator, test_x, test_y, train_x, kid_subsets=a.kid_subsets,

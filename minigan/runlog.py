@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-TIMING_KEYS = ('step_time', 'images_per_s', 'elapsed')   # fields that differ between identical runs
+TIMING_KEYS = ('step_time', 'images_per_s', 'elapsed', 'eval_time')   # fields that differ between identical runs
 
 
 # ---- metrics.jsonl ----------------------------------------------------------------

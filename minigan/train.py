@@ -35,14 +35,14 @@ DATASETS = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10')
 MODELS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp', 'classifier')
 DEFAULT_LR = {'dcgan': 2e-4, 'ralsgan': 2e-4, 'wgan': 5e-5, 'wgan-gp': 1e-4, 'classifier': 1e-3}
 DEFAULT_EPOCHS = 25
-SYNTH_DEFAULT_IMAGES = 10_000          # the quick default run trains on this many synth images ...
-SYNTH_DEFAULT_EPOCHS = 8               # ... for this many epochs (156 steps each at batch 64)
+SYNTH_DEFAULT_IMAGES = 8_000           # the quick default run trains on this many synth images ...
+SYNTH_DEFAULT_EPOCHS = 16              # ... for this many epochs (125 steps each at batch 64: 2,000 steps)
 N_FIXED = 64                           # fixed-noise samples per grid
 DIVERSITY_WARN = 0.3                   # warn when samples are < 30 % as diverse as real images ...
 DIVERSITY_WARMUP = 200                 # ... after this many steps
 # flags that may change when a run is resumed (everything else comes from its config.json)
 RESUME_OVERRIDES = ('epochs', 'max_steps', 'device', 'quiet', 'sample_every', 'checkpoint_every',
-                    'log_every', 'data_dir')
+                    'log_every', 'data_dir', 'eval_every', 'eval_n')
 
 
 class UsageError(Exception):
@@ -91,7 +91,8 @@ def build_parser(suppress_defaults=False):
     add('--epochs', default=None, type=_positive_int, metavar='N',
         help=f'passes over the training set (default: {DEFAULT_EPOCHS}; with --data synth and neither '
              f'--epochs nor --max-steps given: {SYNTH_DEFAULT_EPOCHS} epochs over the first '
-             f'{SYNTH_DEFAULT_IMAGES:,} synth images, the quick demo)')
+             f'{SYNTH_DEFAULT_IMAGES:,} synth images, {SYNTH_DEFAULT_EPOCHS * (SYNTH_DEFAULT_IMAGES // 64):,} '
+             'steps at batch 64: the quick demo)')
     add('--max-steps', default=None, type=_positive_int, metavar='N',
         help='stop after this many steps (generator steps for GANs, batches for the classifier), even '
              'mid-epoch (default: no limit)')
@@ -120,6 +121,20 @@ def build_parser(suppress_defaults=False):
         help='steps between log lines with --quiet (default: 50)')
     add('--subset', default=None, type=_positive_int, metavar='N',
         help='train on the first N images only (default: all; see --epochs for the synth demo)')
+    add('--crop-padding', default=0, type=_non_negative_int, metavar='P',
+        help='random translations: pad each side of a training image by P pixels (black) and crop a '
+             'random window of the original size; 4 is usual for the classifier on cifar10 (default: 0)')
+    add('--lr-schedule', default='constant', choices=('constant', 'cosine'),
+        help='constant: --lr throughout; cosine: from --lr down to 0 over the planned steps (those of '
+             '--epochs, or --max-steps if fewer), following half a cosine; a --resume that changes them '
+             'stretches or shrinks the rest of the curve (default: constant)')
+    add('--eval-every', default=None, type=_positive_int, metavar='N',
+        help='GANs: every N steps and at the end, score --eval-n samples with the metrics of '
+             'python -m minigan.evaluate (fd, classifier_score, kid, modes, label_kl and their real-data '
+             'floors), logged to metrics.jsonl and plotted to metrics.png; the first call trains and '
+             'caches an evaluator classifier-32 on the run\'s data (default: off)')
+    add('--eval-n', default=2000, type=_positive_int, metavar='N',
+        help='generated samples per --eval-every evaluation (default: 2000)')
     add('--flip', default='auto', choices=('auto', 'on', 'off'),
         help='random horizontal flips of training images; auto: on for cifar10 and image folders, off for '
              'the digit sets, where a mirrored digit is not a digit (default: auto)')
@@ -140,14 +155,21 @@ def build_parser(suppress_defaults=False):
     return p
 
 
-def _positive_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f'{s} must be positive')
-    return v
+def _int_at_least(minimum):
+    """An argparse type: a whole number >= minimum, with a one-line message otherwise."""
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f'{s} must be positive' if minimum == 1 else f'{s} must be {minimum} or more')
+        return v
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _positive_float(s):
@@ -371,14 +393,15 @@ class Run:
         # no background thread on the CPU: a concurrent thread changes how many threads the BLAS
         # uses for a product, hence the rounding, and resumed runs would drift from straight ones
         prefetch = 0 if self.device == 'cpu' else 2
+        crop = cfg.get('crop_padding', 0)
         loader = DataLoader(ds, batch_size=cfg['batch_size'], shuffle=True, drop_last=True, flip=flip,
-                            device=self.device, seed=cfg['seed'], prefetch=prefetch)
+                            crop_padding=crop, device=self.device, seed=cfg['seed'], prefetch=prefetch)
         self.stream = Stream(loader)
         fresh = None
         if cfg['model'] == 'ralsgan':
             fresh = Stream(DataLoader(ds, batch_size=cfg['batch_size'], shuffle=True, drop_last=True,
-                                      flip=flip, device=self.device, seed=cfg['seed'] + 7919,
-                                      prefetch=prefetch),
+                                      flip=flip, crop_padding=crop, device=self.device,
+                                      seed=cfg['seed'] + 7919, prefetch=prefetch),
                            endless=True)
         self.fresh_stream = fresh
         self.source = Source(self.stream, fresh)
@@ -395,6 +418,7 @@ class Run:
             ref = ds.images[:N_FIXED].astype(np.float64) / 127.5 - 1.0
             self.real_diversity = runlog.mean_pairwise_distance(ref)
             self.loss_keys = ['loss_d', 'loss_g']
+            self.optimizers = [self.opt_g, self.opt_d]
         else:
             self.n_classes = ds.num_classes
             self.net = build_classifier(cfg, self.nc, self.n_classes).to(self.device)
@@ -404,12 +428,22 @@ class Run:
             self.test_loader = DataLoader(self.test_ds, batch_size=256, shuffle=False, drop_last=False,
                                           flip=False, device=self.device, seed=0, prefetch=prefetch)
             self.loss_keys = ['loss']
+            self.optimizers = [self.opt]
         self.steps_per_epoch = len(loader)
         self.planned = self._planned_steps()
         self.dataset_info = {'name': getattr(ds, 'name', str(cfg['data'])), 'images': len(ds),
                              'image_shape': list(ds.image_shape), 'classes': len(ds.classes),
                              'multi_label': self.multi_label, 'steps_per_epoch': self.steps_per_epoch,
                              'planned_steps': self.planned}
+        self.scorer = None
+        if cfg.get('eval_every'):
+            if not self.gan:
+                raise UsageError('--eval-every scores a generator\'s samples: it goes with a GAN --model '
+                                 '(the classifier logs its test accuracy every epoch)')
+            from .evaluate import TrainingEvaluator
+            # built after the models: training the evaluator keeps minigan's random state as it was
+            self.scorer = TrainingEvaluator(dict(cfg, dataset=self.dataset_info), n=cfg['eval_n'],
+                                            device=self.device, root=cfg['data_dir'], say=self.say)
 
     def _test_set(self, load_dataset, train_ds):
         cfg = self.cfg
@@ -520,10 +554,36 @@ class Run:
         title = f'{self.cfg["model"]} on {self.dataset_info["name"]}'
         runlog.plot_losses(steps, epochs, self.loss_keys, os.path.join(self.run_dir, 'losses.png'),
                            title=title)
+        if self.scorer is not None:
+            from .evaluate import plot_metric_history
+            evals = [r for r in self.records if r.get('type') == 'eval']
+            if evals:
+                plot_metric_history(evals, os.path.join(self.run_dir, 'metrics.png'), title=title)
         if self.gan:
             frames = sorted(glob.glob(os.path.join(self.run_dir, 'samples', 'step_*.png')))
             if frames:
                 runlog.make_gif(frames, os.path.join(self.run_dir, 'progress.gif'))
+
+    def _apply_lr_schedule(self):
+        """The learning rate of the coming step: --lr, or --lr times (1 + cos(pi t / T)) / 2 at step t of T."""
+        if self.cfg.get('lr_schedule', 'constant') == 'constant':
+            return
+        t = min(self.step / max(self.planned, 1), 1.0)
+        lr = self.cfg['lr'] * 0.5 * (1.0 + math.cos(math.pi * t))
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group['lr'] = lr
+
+    def score_samples(self):
+        """--eval-every: the sample-quality metrics of G now, as an 'eval' line of metrics.jsonl."""
+        t0 = time.perf_counter()
+        record = {'type': 'eval', 'epoch': self.epoch + 1, 'step': self.step}
+        record.update(self.scorer(self.G))
+        record['eval_time'] = time.perf_counter() - t0
+        self.log(record)
+        body = ' '.join(f'{k} {record[k]:.4g}' for k in ('fd', 'kid', 'classifier_score', 'modes', 'label_kl'))
+        self.say(f'eval at step {self.step}: {body} (floor: fd {record["fd_floor"]:.4g}, '
+                 f'kid {record["kid_floor"]:.4g})')
 
     def log(self, record):
         self.records.append(record)
@@ -618,6 +678,7 @@ class Run:
         while not self._finished():
             if not self.stream.active:
                 self.stream.start_epoch()
+            self._apply_lr_schedule()
             t0 = time.perf_counter()
             try:
                 m = self.trainer.step(self.source, self.step)
@@ -630,8 +691,8 @@ class Run:
             t_images += images
             record = {'type': 'step', 'epoch': self.epoch + 1, 'step': self.step}
             record.update(m)
-            record.update(step_time=dt, images_per_s=images / dt if dt > 0 else 0.0,
-                          elapsed=self.elapsed)
+            record.update(lr=self.optimizers[0].param_groups[0]['lr'], step_time=dt,
+                          images_per_s=images / dt if dt > 0 else 0.0, elapsed=self.elapsed)
             for k, v in m.items():
                 self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
             self.epoch_steps += 1
@@ -650,6 +711,8 @@ class Run:
                     self.save_checkpoint()
                 except NonFiniteLoss as e:
                     return self._non_finite(e, self.step)
+            if self.scorer is not None and self.step % cfg['eval_every'] == 0:
+                self.score_samples()
             if self.step % cfg['sample_every'] == 0 and self.gan:
                 self.write_plots()
             if self.interrupt_requested:
@@ -659,6 +722,8 @@ class Run:
                          f'continue with: python -m minigan.train --resume {self.run_dir}')
                 return 0
         wall = time.perf_counter() - t_run
+        if self.scorer is not None and self.step % cfg['eval_every'] != 0:
+            self.score_samples()                      # the finished generator is always scored
         if self.step != (self.last_good[1] if self.last_good else -1):
             self.save_checkpoint()
         self._close_outputs()

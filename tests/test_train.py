@@ -466,3 +466,86 @@ class _Pairs(ListSource):
         b = self.batches[self.i]
         self.i += 1
         return b
+
+
+# ---- learning-rate schedule, augmentation, evaluation during training ------------------------------
+@pytest.mark.parametrize('schedule', ['constant', 'cosine'])
+def test_learning_rate_schedule(schedule, data_dir, tmp_path):
+    """12 steps (24 images, batch 4, 2 epochs) at --lr 0.001: constant keeps it; cosine gives
+    0.001 (1 + cos(pi t / 12)) / 2 at step t = 0..11, for both networks' optimisers."""
+    out = tmp_path / 'run'
+    assert train_mod.main(tiny(data_dir, out, '--epochs', '2', '--lr', '0.001', '--lr-schedule', schedule)) == 0
+    lrs = [r['lr'] for r in records(out, 'step')]
+    t = np.arange(12)
+    expected = np.full(12, 0.001) if schedule == 'constant' else 0.001 * 0.5 * (1 + np.cos(np.pi * t / 12))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+    state = checkpoint.load(checkpoint.latest_path(str(out)))
+    for opt in ('opt_g', 'opt_d'):
+        assert state[opt]['param_groups'][0]['lr'] == pytest.approx(expected[-1], rel=1e-12)
+
+
+def test_classifier_with_crops_and_cosine_schedule_resumes_exactly(data_dir, tmp_path, monkeypatch):
+    """Random crops of padded images and the cosine rate are functions of (seed, epoch, batch, step),
+    so 8 steps straight equal 3 steps, Ctrl-C, then --resume (the same plan of 8 steps)."""
+    from minigan import dispatch
+    from minigan.gan.trainer import ClassifierTrainer
+    a, b = tmp_path / 'straight', tmp_path / 'resumed'
+    common = ['--epochs', '2', '--crop-padding', '3', '--lr-schedule', 'cosine', '--batch-size', '6']
+    real_step = ClassifierTrainer.step
+
+    def step(self, source, i=0):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C during the third step
+        return real_step(self, source, i)
+
+    with dispatch.conv_backend('numpy'):
+        assert train_mod.main(tiny(data_dir, a, *common, model='classifier')) == 0
+        monkeypatch.setattr(ClassifierTrainer, 'step', step)
+        assert train_mod.main(tiny(data_dir, b, *common, model='classifier')) == 0
+        monkeypatch.setattr(ClassifierTrainer, 'step', real_step)
+        assert len(records(b, 'step')) == 3
+        assert train_mod.main(['--resume', str(b), '--quiet']) == 0
+    ra = [runlog.without_timing(r) for r in records(a)]
+    rb = [runlog.without_timing(r) for r in records(b)]
+    assert len(records(a, 'step')) == 8 and ra == rb
+    assert json.loads((a / 'config.json').read_text())['crop_padding'] == 3
+
+
+def test_crop_padding_moves_the_training_images(data_dir):
+    """--crop-padding P: each image is its padded self cropped at a random offset in [0, 2P]."""
+    from minigan.data import DataLoader, load_dataset
+    ds = load_dataset('synth', root=data_dir, split='train', n=24)
+    plain = next(iter(DataLoader(ds, batch_size=8, seed=1, prefetch=0)))[0].numpy()
+    moved = next(iter(DataLoader(ds, batch_size=8, seed=1, crop_padding=2, prefetch=0)))[0].numpy()
+    padded = np.pad(plain, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=-1.0)
+    for i in range(8):
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if np.array_equal(padded[i, :, dy:dy + 32, dx:dx + 32], moved[i])]
+        assert hits, f'image {i} is no crop of its padded original'
+    assert not np.array_equal(plain, moved)
+
+
+def test_eval_every_logs_sample_metrics_and_plots_them(data_dir, tmp_path, monkeypatch):
+    """--eval-every 4 on a 6-step run: eval lines at steps 4 and 6 (the end) with the five
+    metrics and their floors; metrics.png; the training itself is the same as without it."""
+    from minigan import dispatch
+    from minigan.evaluate import METRIC_KEYS
+    monkeypatch.setenv('MINIGAN_EVAL_CACHE', str(tmp_path / 'evaluators'))
+    a, b = tmp_path / 'plain', tmp_path / 'scored'
+    with dispatch.conv_backend('numpy'):
+        assert train_mod.main(tiny(data_dir, a, '--epochs', '1')) == 0
+        assert train_mod.main(tiny(data_dir, b, '--epochs', '1', '--eval-every', '4', '--eval-n', '30')) == 0
+    evals = records(b, 'eval')
+    assert [r['step'] for r in evals] == [4, 6]
+    for r in evals:
+        for k in METRIC_KEYS:
+            assert math.isfinite(r[k]) and math.isfinite(r[k + '_floor']), (k, r)
+        assert 1 <= r['modes'] <= 10
+    assert (b / 'metrics.png').is_file()
+    assert ([runlog.without_timing(r) for r in records(a, 'step')]
+            == [runlog.without_timing(r) for r in records(b, 'step')])
+
+
+def test_eval_every_is_for_gans_only(data_dir, tmp_path, capsys):
+    assert train_mod.main(tiny(data_dir, tmp_path / 'c', '--eval-every', '2', model='classifier')) == 2
+    assert '--eval-every scores a generator' in capsys.readouterr().err
