@@ -1,11 +1,34 @@
 """Build minigan. The C++ kernels in csrc/ are optional: if they fail to compile
-(no compiler, no OpenMP), the install goes on and minigan runs on NumPy/numba."""
+(no compiler, no OpenMP), the install goes on and minigan runs on NumPy/numba.
+
+The CUDA kernels (kernels/*.cu) ship as sources in the package minigan.kernels, which CuPy
+compiles at run time. With MINIGAN_BUILD_CUDA=1 and nvcc at hand, they are also compiled
+here into the extension minigan._cuda (csrc/cuda_module.cu); off by default, so that CPU
+installs stay fast, and like the C++ kernels a failed build only warns."""
 import glob
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+
+# the GPUs minigan._cuda is compiled for (CUDA 13's oldest, Turing, to Hopper), plus PTX that
+# newer GPUs compile when they load it
+CUDA_ARCHS = ['-gencode=arch=compute_75,code=sm_75', '-gencode=arch=compute_80,code=sm_80',
+              '-gencode=arch=compute_86,code=sm_86', '-gencode=arch=compute_89,code=sm_89',
+              '-gencode=arch=compute_90,code=sm_90', '-gencode=arch=compute_90,code=compute_90']
+
+
+class CudaExtension(Extension):
+    """An extension whose sources nvcc compiles and links (OptionalBuildExt knows what to do).
+    optional: when its build failed, setuptools has no module to copy and skips it quietly."""
+
+    def __init__(self, name, sources, nvcc):
+        super().__init__(name, sources, optional=True)
+        self.nvcc = nvcc
 
 
 class OptionalBuildExt(build_ext):
@@ -19,14 +42,33 @@ class OptionalBuildExt(build_ext):
 
     def build_extension(self, ext):
         try:
-            super().build_extension(ext)
+            if isinstance(ext, CudaExtension):
+                self._build_cuda(ext)
+            else:
+                super().build_extension(ext)
         except Exception as e:
             self._warn(e, ext.name)
 
+    def _build_cuda(self, ext):
+        """nvcc compiles each source, then links the objects and the CUDA runtime (statically) into the module."""
+        import pybind11
+        target = self.get_ext_fullpath(ext.name)
+        os.makedirs(self.build_temp, exist_ok=True)
+        os.makedirs(os.path.dirname(target) or '.', exist_ok=True)
+        objects = []
+        for src in ext.sources:
+            obj = os.path.join(self.build_temp, os.path.basename(src) + '.o')
+            subprocess.run([ext.nvcc, '-c', src, '-o', obj, '-O3', '-std=c++17', '-Ikernels',
+                            '-I' + pybind11.get_include(), '-I' + sysconfig.get_paths()['include'],
+                            '-Xcompiler', '-fPIC,-fvisibility=hidden', *CUDA_ARCHS], check=True)
+            objects.append(obj)
+        subprocess.run([ext.nvcc, '-shared', *objects, '-o', target], check=True)
+
     @staticmethod
     def _warn(error, name='the C++ extensions'):
-        sys.stderr.write(f'\nWARNING: could not build {name} ({error}).\n'
-                         'minigan will run on its NumPy/numba paths.\n\n')
+        fallback = ('the CUDA kernels will be compiled at run time by CuPy (NVRTC) instead'
+                    if name == 'minigan._cuda' else 'minigan will run on its NumPy/numba paths')
+        sys.stderr.write(f'\nWARNING: could not build {name} ({error}).\n{fallback}.\n\n')
 
 
 def cpp_extensions():
@@ -45,6 +87,30 @@ def cpp_extensions():
         extra_link_args=openmp)]
 
 
+def find_nvcc():
+    """nvcc on the PATH, else in $CUDA_HOME/bin, else /usr/local/cuda/bin; None if none is there."""
+    on_path = shutil.which('nvcc')
+    if on_path:
+        return on_path
+    for home in (os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH'), '/usr/local/cuda'):
+        if home and os.path.isfile(os.path.join(home, 'bin', 'nvcc')):
+            return os.path.join(home, 'bin', 'nvcc')
+    return None
+
+
+def cuda_extensions():
+    """minigan._cuda, only when asked for with MINIGAN_BUILD_CUDA=1 and nvcc is found."""
+    if os.environ.get('MINIGAN_BUILD_CUDA') != '1':
+        return []
+    nvcc = find_nvcc()
+    if nvcc is None:
+        sys.stderr.write('\nWARNING: MINIGAN_BUILD_CUDA=1 but nvcc was not found (PATH, CUDA_HOME, '
+                         '/usr/local/cuda): not building minigan._cuda; CuPy will compile the CUDA '
+                         'kernels at run time instead.\n\n')
+        return []
+    return [CudaExtension('minigan._cuda', ['csrc/cuda_module.cu'], nvcc)]
+
+
 setup(
     name='minigan',
     version='0.1.0',
@@ -52,9 +118,10 @@ setup(
     long_description=open('README.md').read() if os.path.exists('README.md') else '',
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
-    packages=find_packages(include=['minigan', 'minigan.*']),
-    package_data={'minigan': ['kernels/*.cu', 'kernels/*.cuh']},
-    ext_modules=cpp_extensions(),
+    packages=find_packages(include=['minigan', 'minigan.*']) + ['minigan.kernels'],
+    package_dir={'minigan.kernels': 'kernels'},          # the top-level kernels/ folder, installed inside minigan
+    package_data={'minigan.kernels': ['*.cu', '*.cuh']},
+    ext_modules=cpp_extensions() + cuda_extensions(),
     cmdclass={'build_ext': OptionalBuildExt},
     install_requires=['numpy>=1.24', 'scipy>=1.10', 'pillow>=10.1', 'numba>=0.59', 'tqdm>=4.60'],
     extras_require={

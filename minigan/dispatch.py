@@ -1,21 +1,28 @@
-"""Which implementation runs each CPU kernel: the one place that decides.
+"""Which implementation runs each kernel, on the CPU and on the GPU: the one place that decides.
 
-Backends, per primitive or fused op:
+Backends, per primitive or fused op, for NumPy arrays:
     numpy  the readable reference (functional/im2col.py, the NumPy ops in norm.py, ...)
     numba  JIT kernels (numba_kernels.py), compiled once and cached on disk
     cpp    the C++/OpenMP extension minigan._cpu (csrc/), GEMMs in NumPy's own BLAS
-    auto   the fastest available: on the first call with a new shape, each candidate
+and for CuPy arrays:
+    cupy   the same reference code run on CuPy: im2col and cuBLAS GEMMs, CuPy's element-wise ops
+    cuda   minigan's CUDA kernels (kernels/*.cu, launched by cuda_kernels.py): implicit-GEMM
+           convolution, fused batch norm and optimiser updates
+    auto   on the CPU the fastest available: on the first call with a new shape, each candidate
            (cpp and numpy, or numba and numpy without the extension) runs it twice and
-           the fastest is remembered for that shape; fused ops take cpp, then numba
+           the fastest is remembered for that shape; fused ops take cpp, then numba.
+           On the GPU the cuda kernels when they load (and take the dtype), else cupy
+A backend of the other device counts as auto: under 'cpp', CuPy arrays get auto's GPU choice,
+and under 'cuda', NumPy arrays get auto's CPU choice.
 
     minigan.set_conv_backend('cpp')                    # every op
     minigan.set_conv_backend('numba', ops=['conv2d_forward'])
     with minigan.conv_backend('numpy'): ...            # for a block
     MINIGAN_CONV=numpy python train.py                 # the default, from the environment
 
-CuPy arrays always take the reference path (whose code runs on CuPy unchanged).
-A backend that is not available (no numba, no compiled extension) is skipped by
-auto; asking for it by name raises an error saying why and what to do.
+A backend that is not available (no numba, no compiled extension, no GPU) is skipped by
+auto; asking for it by name raises an error saying why and what to do. Nothing here
+imports CuPy unless a GPU backend is named or a CuPy array comes by.
 """
 import contextlib
 import importlib.util
@@ -23,10 +30,12 @@ import os
 import time
 import warnings
 
-from .backend import is_cupy_array
+from .backend import cupy_or_raise, cuda_available, is_cupy_array
 from . import cpu_ext
 
-BACKENDS = ('auto', 'numpy', 'numba', 'cpp')
+CPU_BACKENDS = ('numpy', 'numba', 'cpp')
+GPU_BACKENDS = ('cupy', 'cuda')
+BACKENDS = ('auto',) + CPU_BACKENDS + GPU_BACKENDS
 CONV_OPS = ('conv2d_forward', 'conv2d_backward_data', 'conv2d_backward_weight')
 FUSED_OPS = ('batch_norm_forward', 'batch_norm_backward', 'leaky_relu', 'leaky_relu_grad',
              'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad', 'matmul')
@@ -40,7 +49,7 @@ def _default_backend():
     name = os.environ.get('MINIGAN_CONV', 'auto').strip().lower() or 'auto'
     if name not in BACKENDS:
         raise ValueError(f'MINIGAN_CONV={name!r} is not a backend: use one of {", ".join(BACKENDS)}')
-    if name != 'auto' and name not in available_backends():
+    if name != 'auto' and not _can_run(name):
         global _env_warned
         if not _env_warned:
             _env_warned = True
@@ -54,7 +63,7 @@ _env_warned = False
 
 
 def set_conv_backend(name, ops=None):
-    """Use backend `name` ('auto', 'numpy', 'numba', 'cpp') for `ops` (default: every op)."""
+    """Use backend `name` ('auto', 'numpy', 'numba', 'cpp', 'cupy', 'cuda') for `ops` (default: every op)."""
     name = str(name).lower()
     if name not in BACKENDS:
         raise ValueError(f'unknown backend {name!r}: use one of {", ".join(BACKENDS)}')
@@ -62,7 +71,7 @@ def set_conv_backend(name, ops=None):
     for op in ops:
         if op not in OPS:
             raise ValueError(f'unknown op {op!r}: the ops are {", ".join(OPS)}')
-    if name != 'auto' and name not in available_backends():
+    if name != 'auto' and not _can_run(name):
         raise RuntimeError(f'backend {name!r} is not available here: {_why_unavailable(name)}')
     for op in ops:
         _choice[op] = name
@@ -90,7 +99,7 @@ _available = None
 
 
 def available_backends():
-    """The backends that can run here, always including 'numpy'."""
+    """The CPU backends that can run here, always including 'numpy' (the GPU ones: available_gpu_backends)."""
     global _available
     if _available is None:
         names = ['numpy']
@@ -102,7 +111,28 @@ def available_backends():
     return list(_available)
 
 
+def available_gpu_backends():
+    """The GPU backends that can run here: 'cupy' where CuPy sees a GPU, and 'cuda' where minigan's
+    kernels load on it too. Imports CuPy (and compiles the kernels, once)."""
+    if not cuda_available():
+        return []
+    from . import cuda_kernels
+    return ['cupy', 'cuda'] if cuda_kernels.available() else ['cupy']
+
+
+def _can_run(name):
+    """Whether backend `name` can run here (asking about a GPU backend imports CuPy)."""
+    return name in (available_gpu_backends() if name in GPU_BACKENDS else available_backends())
+
+
 def _why_unavailable(name):
+    if name in GPU_BACKENDS:
+        try:
+            cupy_or_raise()
+        except RuntimeError as e:
+            return str(e)
+        from . import cuda_kernels
+        return f'minigan\'s CUDA kernels do not load here ({cuda_kernels.load_error()}); use "cupy"'
     if name == 'cpp':
         return ('the C++ extension minigan._cpu was not built (no C++17 compiler at install?); '
                 'reinstall with `pip install -e .` after installing g++, or use "numba"/"numpy"')
@@ -146,9 +176,25 @@ def _load_impl(backend, op):
     return getattr(cpp_kernels, op, None)
 
 
+def _cpu_backend(op):
+    """The backend for `op` on NumPy arrays: the chosen one, or auto when that is a GPU backend."""
+    backend = _choice.get(op) or get_conv_backend(op)
+    return 'auto' if backend in GPU_BACKENDS else backend
+
+
+def _gpu_backend(op, dtype):
+    """'cuda' or 'cupy', for `op` on CuPy arrays of `dtype`: the chosen GPU backend; under auto (or
+    a CPU backend) the cuda kernels when they load and take the dtype, else cupy."""
+    backend = _choice.get(op) or get_conv_backend(op)
+    if backend in GPU_BACKENDS:
+        return backend
+    from . import cuda_kernels
+    return 'cuda' if dtype in cuda_kernels.DTYPES and cuda_kernels.available() else 'cupy'
+
+
 def _run(op, key, *args):
     """Run `op` on the chosen backend; under auto, measure the candidates once per key."""
-    backend = _choice.get(op) or get_conv_backend(op)
+    backend = _cpu_backend(op)
     if backend != 'auto':
         fn = _impl(backend, op) or _impl('numpy', op)
         return fn(*args)
@@ -224,14 +270,18 @@ def kernel(op, *arrays):
     Fused ops replace a few lines of NumPy inside an op or optimizer (the reference stays
     there, readable). Under auto the compiled kernel is taken when there is one (cpp,
     then numba): a single pass over memory beats NumPy's several, as bench/RESULTS.md
-    shows. CuPy arrays (and None placeholders) always get None.
+    shows. CuPy arrays get cuda_kernels' kernel under cuda (and auto, where they load),
+    or None (the CuPy code) under cupy and for ops without one; None placeholders are skipped.
     """
-    backend = _choice.get(op) or get_conv_backend(op)
+    gpu = [a for a in arrays if a is not None and is_cupy_array(a)]
+    if gpu:
+        if _gpu_backend(op, gpu[0].dtype) != 'cuda':
+            return None
+        from . import cuda_kernels
+        return getattr(cuda_kernels, op, None)
+    backend = _cpu_backend(op)
     if backend == 'numpy':
         return None
-    for a in arrays:
-        if a is not None and is_cupy_array(a):
-            return None
     names = available_backends()
     for name in (('cpp', 'numba') if backend == 'auto' else (backend,)):
         if name in names:
@@ -247,11 +297,19 @@ def _pair(v):
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
+def _gpu_conv(op, dtype):
+    """The conv primitive `op` for CuPy arrays: minigan's CUDA kernel, or the reference run on CuPy."""
+    if _gpu_backend(op, dtype) == 'cuda':
+        from . import cuda_kernels
+        return getattr(cuda_kernels, op)
+    from .functional import im2col
+    return getattr(im2col, op)
+
+
 def conv2d_forward(x, w, stride=1, padding=0):
     """y = conv2d(x, w): (N, C, H, W), (M, C, kh, kw) -> (N, M, OH, OW)."""
     if is_cupy_array(x):
-        from .functional import im2col
-        return im2col.conv2d_forward(x, w, stride, padding)
+        return _gpu_conv('conv2d_forward', x.dtype)(x, w, stride, padding)
     s, p = _pair(stride), _pair(padding)
     return _run('conv2d_forward', (x.shape, w.shape, x.dtype.char, s, p), x, w, s, p)
 
@@ -259,8 +317,7 @@ def conv2d_forward(x, w, stride=1, padding=0):
 def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
     """gx of conv2d for an input of shape x_shape (also conv_transpose2d's forward)."""
     if is_cupy_array(gy):
-        from .functional import im2col
-        return im2col.conv2d_backward_data(gy, w, x_shape, stride, padding)
+        return _gpu_conv('conv2d_backward_data', gy.dtype)(gy, w, x_shape, stride, padding)
     s, p, x_shape = _pair(stride), _pair(padding), tuple(int(d) for d in x_shape)
     return _run('conv2d_backward_data', (gy.shape, w.shape, x_shape, gy.dtype.char, s, p), gy, w, x_shape, s, p)
 
@@ -268,7 +325,6 @@ def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
 def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0):
     """gw of conv2d, of shape w_shape (M, C, kh, kw)."""
     if is_cupy_array(x):
-        from .functional import im2col
-        return im2col.conv2d_backward_weight(x, gy, w_shape, stride, padding)
+        return _gpu_conv('conv2d_backward_weight', x.dtype)(x, gy, w_shape, stride, padding)
     s, p, w_shape = _pair(stride), _pair(padding), tuple(int(d) for d in w_shape)
     return _run('conv2d_backward_weight', (x.shape, gy.shape, w_shape, x.dtype.char, s, p), x, gy, w_shape, s, p)
