@@ -68,8 +68,10 @@ def torch_model(model):
 
 # ---- the workloads, once per library --------------------------------------------------------------
 
-def build(workload, lib, seed=0):
-    """(step function, description) for one library; both libraries see the same weights and data."""
+def build(workload, lib, seed=0, device='cpu'):
+    """(step function, description) for one library; both libraries see the same weights and data.
+
+    device: 'cpu', or 'cuda' (bench/gpu_compare_torch.py): models and data are moved there."""
     import minigan as mg
     from minigan import models
     mg.manual_seed(seed)
@@ -80,7 +82,17 @@ def build(workload, lib, seed=0):
         net = models.Classifier32()
         x = rng.uniform(-1, 1, (b, 3, 32, 32)).astype(np.float32)
         y = rng.integers(0, 10, b).astype(np.int64)
-        return _classifier_step(lib, net, x, y)
+        return _classifier_step(lib, net, x, y, device)
+    G, D, real, z = _gan_parts(name, b, rng)
+    if name.startswith('wgangp'):
+        alpha = rng.uniform(0, 1, (b, 1, 1, 1)).astype(np.float32)
+        return _wgangp_step(lib, G, D, real, z, alpha, device)
+    return _dcgan_step(lib, G, D, real, z, device)
+
+
+def _gan_parts(name, b, rng):
+    """(G, D, real images, two noise batches) of a GAN workload: minigan models on the CPU, NumPy data."""
+    from minigan import models
     size = 64 if name.startswith('dcgan64') else 32
     G = models.Generator64() if size == 64 else models.Generator32()
     if name.startswith('wgangp'):
@@ -89,29 +101,45 @@ def build(workload, lib, seed=0):
         D = models.Discriminator64() if size == 64 else models.Discriminator32()
     real = rng.uniform(-1, 1, (b, 3, size, size)).astype(np.float32)
     z = rng.standard_normal((2, b, 100, 1, 1)).astype(np.float32)
-    if name.startswith('wgangp'):
-        alpha = rng.uniform(0, 1, (b, 1, 1, 1)).astype(np.float32)
-        return _wgangp_step(lib, G, D, real, z, alpha)
-    return _dcgan_step(lib, G, D, real, z)
+    return G, D, real, z
 
 
-def _dcgan_step(lib, G, D, real, z):
+def gan_parts(workload, seed=0):
+    """What build() gives a GAN workload's step, with the same seed: (G, D, real, z) as _gan_parts."""
+    import minigan as mg
+    mg.manual_seed(seed)
+    name, batch = workload.rsplit('_b', 1)
+    return _gan_parts(name, int(batch), np.random.default_rng(seed))
+
+
+def _on(device, *models):
+    """minigan models moved to `device` (in place; a no-op on the CPU)."""
+    return [m.to(device) for m in models]
+
+
+def _torch_on(device, *models):
+    """The torch translations of minigan models, on `device`."""
+    return [torch_model(m).to(device) for m in models]
+
+
+def _dcgan_step(lib, G, D, real, z, device='cpu'):
     if lib == 'minigan':
         import minigan as mg
         import minigan.nn.functional as F
         from minigan import optim
+        G, D = _on(device, G, D)
         og = optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
         od = optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
-        real_t, z_t = mg.tensor(real), mg.tensor(z[0])
-        ones, zeros = mg.ones(real.shape[0]), mg.zeros(real.shape[0])
+        real_t, z_t = mg.tensor(real, device=device), mg.tensor(z[0], device=device)
+        ones, zeros = mg.ones(real.shape[0], device=device), mg.zeros(real.shape[0], device=device)
         bce = F.binary_cross_entropy_with_logits
     else:
         import torch
-        G, D = torch_model(G), torch_model(D)
+        G, D = _torch_on(device, G, D)
         og = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
         od = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
-        real_t, z_t = torch.from_numpy(real), torch.from_numpy(z[0])
-        ones, zeros = torch.ones(real.shape[0]), torch.zeros(real.shape[0])
+        real_t, z_t = torch.from_numpy(real).to(device), torch.from_numpy(z[0]).to(device)
+        ones, zeros = torch.ones(real.shape[0], device=device), torch.zeros(real.shape[0], device=device)
         bce = torch.nn.functional.binary_cross_entropy_with_logits
 
     def step():
@@ -127,23 +155,24 @@ def _dcgan_step(lib, G, D, real, z):
     return step
 
 
-def _wgangp_step(lib, G, D, real, z, alpha):
+def _wgangp_step(lib, G, D, real, z, alpha, device='cpu'):
     """One critic step (Wasserstein loss + lambda 10 gradient penalty) and one generator step."""
     if lib == 'minigan':
         import minigan as mg
         from minigan import optim
+        G, D = _on(device, G, D)
         og = optim.Adam(G.parameters(), 1e-4, betas=(0.5, 0.9))
         od = optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.9))
-        real_t, z1, z2, a = mg.tensor(real), mg.tensor(z[0]), mg.tensor(z[1]), mg.tensor(alpha)
+        real_t, z1, z2, a = (mg.tensor(v, device=device) for v in (real, z[0], z[1], alpha))
 
         def grad_of(out, x):
             return mg.grad([out.sum()], [x], create_graph=True)[0]
     else:
         import torch
-        G, D = torch_model(G), torch_model(D)
+        G, D = _torch_on(device, G, D)
         og = torch.optim.Adam(G.parameters(), 1e-4, betas=(0.5, 0.9))
         od = torch.optim.Adam(D.parameters(), 1e-4, betas=(0.5, 0.9))
-        real_t, z1, z2, a = (torch.from_numpy(v) for v in (real, z[0], z[1], alpha))
+        real_t, z1, z2, a = (torch.from_numpy(v).to(device) for v in (real, z[0], z[1], alpha))
 
         def grad_of(out, x):
             return torch.autograd.grad([out.sum()], [x], create_graph=True)[0]
@@ -165,18 +194,20 @@ def _wgangp_step(lib, G, D, real, z, alpha):
     return step
 
 
-def _classifier_step(lib, net, x, y):
+def _classifier_step(lib, net, x, y, device='cpu'):
     if lib == 'minigan':
         import minigan as mg
         import minigan.nn.functional as F
         from minigan import optim
+        net, = _on(device, net)
         opt = optim.SGD(net.parameters(), 0.01, momentum=0.9)
-        xt, yt, ce = mg.tensor(x), mg.tensor(y), F.cross_entropy
+        xt, yt, ce = mg.tensor(x, device=device), mg.tensor(y, device=device), F.cross_entropy
     else:
         import torch
-        net = torch_model(net)
+        net, = _torch_on(device, net)
         opt = torch.optim.SGD(net.parameters(), 0.01, momentum=0.9)
-        xt, yt, ce = torch.from_numpy(x), torch.from_numpy(y), torch.nn.functional.cross_entropy
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        ce = torch.nn.functional.cross_entropy
 
     def step():
         opt.zero_grad()
