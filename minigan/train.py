@@ -47,7 +47,7 @@ DIVERSITY_WARN = 0.3                   # warn when samples are < 30 % as diverse
 DIVERSITY_WARMUP = 200                 # ... after this many steps
 # flags that may change when a run is resumed (everything else comes from its config.json)
 RESUME_OVERRIDES = ('epochs', 'max_steps', 'device', 'quiet', 'sample_every', 'checkpoint_every',
-                    'log_every', 'data_dir', 'eval_every', 'eval_n')
+                    'log_every', 'data_dir', 'eval_every', 'eval_n', 'cuda_graph')
 
 
 class UsageError(Exception):
@@ -137,6 +137,10 @@ def build_parser(suppress_defaults=False):
              'python -m minigan.evaluate (fd, classifier_score, kid, modes, label_kl and their real-data '
              'floors), logged to metrics.jsonl and plotted to metrics.png; the first call trains and '
              'caches an evaluator classifier-32 on the run\'s data (default: off)')
+    add('--cuda-graph', default=False, action='store_true',
+        help='dcgan on --device cuda: capture the whole training step once as a CUDA graph and replay '
+             'it, so a small model is not bound by kernel-launch overhead (minigan/cuda_graph.py) '
+             '(default: off)')
     add('--eval-n', default=2000, type=_positive_int, metavar='N',
         help='generated samples per --eval-every evaluation (default: 2000)')
     add('--flip', default='auto', choices=('auto', 'on', 'off'),
@@ -217,6 +221,8 @@ def config_from_args(args):
         cfg['flip'] = 'off' if _is_digits(args.data) else 'on'
     if args.labels_file is not None and str(args.data).lower() in DATASETS:
         raise UsageError('--labels-file goes with a folder of images as --data')
+    if args.cuda_graph and (args.model != 'dcgan' or args.device == 'cpu'):
+        raise UsageError('--cuda-graph needs --device cuda (a GPU) and --model dcgan')
     if args.model == 'classifier' and args.image_size != 32:
         raise UsageError('the classifier is classifier-32: use --image-size 32')
     cfg['optimizer'] = optimizer_settings(cfg['model'], cfg['lr'])
@@ -421,6 +427,11 @@ class Run:
             self.trainer = GANTrainer(cfg['model'], self.G, self.D, self.opt_g, self.opt_d, nz=cfg['nz'],
                                       clip_value=cfg['clip'], n_critic=cfg['n_critic'],
                                       gp_weight=cfg['gp_weight'])
+            if cfg.get('cuda_graph'):
+                if self.device != 'cuda' or cfg['model'] != 'dcgan':
+                    raise UsageError('--cuda-graph needs --device cuda (a GPU) and --model dcgan')
+                from .cuda_graph import GraphedGANStep
+                self.trainer = GraphedGANStep(self.trainer, cfg['batch_size'])
             noise = np.random.default_rng([cfg['seed'], 1]).standard_normal((N_FIXED, cfg['nz'], 1, 1))
             self.fixed_noise = mg.tensor(noise.astype(np.float32)).to(self.device)
             ref = ds.images[:N_FIXED].astype(np.float64) / 127.5 - 1.0

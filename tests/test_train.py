@@ -246,6 +246,8 @@ def test_help_documents_every_flag_with_its_default():
     (['--device', 'tpu'], "invalid choice: 'tpu'"),
     (['--labels-file', 'tags.csv'], '--labels-file goes with a folder'),
     (['--model', 'classifier', '--image-size', '64'], 'classifier-32'),
+    (['--cuda-graph', '--device', 'cpu'], '--cuda-graph needs --device cuda'),
+    (['--cuda-graph', '--model', 'wgan'], '--cuda-graph needs --device cuda'),
 ])
 def test_bad_arguments_exit_non_zero_with_one_line_and_no_traceback(args, expect, tmp_path):
     r = _cli(*args, '--out', str(tmp_path / 'x'))
