@@ -28,8 +28,12 @@ def ext():
             from . import _cpu
         except ImportError as e:
             warnings.warn(f'minigan: the C++ kernels (minigan._cpu) are not available ({e}); '
-                          'running on the NumPy/numba paths. Reinstall with a C++17 compiler '
-                          '(pip install -e .) to build them.', RuntimeWarning, stacklevel=2)
+                          'running on the NumPy/numba paths, several times slower. If minigan was '
+                          'installed with `pip install .` and you run from its source folder, Python '
+                          'imports that folder, which holds no compiled kernels: install with '
+                          '`pip install -e .` instead, or run from another folder. Otherwise reinstall '
+                          'with a C++17 compiler (pip install -e .) to build them.',
+                          RuntimeWarning, stacklevel=2)
             return None
         _cpu.set_blas(*_find_blas())
         _ext = _cpu
