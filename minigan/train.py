@@ -37,7 +37,7 @@ DEFAULT_LR = {'dcgan': 2e-4, 'ralsgan': 2e-4, 'wgan': 5e-5, 'wgan-gp': 1e-4, 'cl
 DEFAULT_EPOCHS = 25
 # The quick demo (--data synth with neither --epochs nor --max-steps): DCGAN-32 at half width
 # (ngf = ndf = 32, a quarter of the FLOPs) for 6 epochs of the 50,000 synth images, 4,686 steps
-# at batch 64: 6 min 48 s of wall time on a 2-core EPYC (2026-12-01). At full width 10 minutes
+# at batch 64: 5 min 38 s of wall time on an idle 2-core EPYC (2026-12-01). At full width 10 minutes
 # buy some 2,000 steps, and its digits are still blobs; at half width 4,686 steps give clear ones.
 QUICK_EPOCHS = 6
 QUICK_WIDTH = 32
