@@ -5,7 +5,7 @@
 # is given a step budget of a few minutes, so the samples show where a variant
 # stands after that much CPU time, not what it reaches when trained for hours.
 #
-#   bash docs/quality_runs.sh [RUNS_DIR] [SHARED_DATA_DIR]      # about 90 minutes on 2 cores
+#   bash docs/quality_runs.sh [RUNS_DIR] [SHARED_DATA_DIR]      # about an hour on 2 cores
 #
 # Afterwards: RUNS_DIR/summary.jsonl holds one line per run (settings, steps, seconds),
 # RUNS_DIR/*/eval/metrics.json the metrics, docs/results/*.png the final sample grids.

@@ -19,6 +19,7 @@ During training, the trainer calls evaluate_generator(G, evaluator, reference, n
 every --eval-every steps with a RealReference built once.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -306,6 +307,19 @@ def _channels(cfg):
     return int(cfg['dataset']['image_shape'][0])
 
 
+@contextlib.contextmanager
+def keeping_random_state():
+    """Run the block without changing minigan's random state (building a model draws its initial
+    weights from it, even when a checkpoint replaces them), so loading or training an evaluator
+    in the middle of a training run leaves that run as it would have been."""
+    from . import random as mgr
+    state = mgr.get_rng_state()
+    try:
+        yield
+    finally:
+        mgr.set_rng_state(state)
+
+
 def load_generator(run_dir, device='cpu', checkpoint_path=None):
     """The generator of a GAN run, with its latest (or the given) checkpoint's weights."""
     from .train import build_generator
@@ -313,7 +327,8 @@ def load_generator(run_dir, device='cpu', checkpoint_path=None):
     if cfg['model'] == 'classifier':
         raise EvaluateError(f'{run_dir} is a classifier run: it has no generator to evaluate')
     st, _ = load_state(run_dir, checkpoint_path)
-    G = build_generator(cfg, _channels(cfg))
+    with keeping_random_state():
+        G = build_generator(cfg, _channels(cfg))
     G.load_state_dict(st['G'])
     G.nz = int(cfg['nz'])
     return G.to(device)
@@ -329,13 +344,15 @@ def load_run_model(run_dir, net='auto', device='cpu', checkpoint_path=None):
     if cfg['model'] == 'classifier':
         if net == 'D':
             raise EvaluateError(f'{run_dir} is a classifier run: it has no discriminator')
-        model = build_classifier(cfg, nc, int(cfg['dataset']['classes']))
+        with keeping_random_state():
+            model = build_classifier(cfg, nc, int(cfg['dataset']['classes']))
         model.load_state_dict(st['net'])
         names, kind = _class_names(cfg), 'classifier'
     else:
         if net == 'classifier':
             raise EvaluateError(f'{run_dir} is a {cfg["model"]} run: use its discriminator (--net D)')
-        model = build_discriminator(cfg, nc)
+        with keeping_random_state():
+            model = build_discriminator(cfg, nc)
         model.load_state_dict(st['D'])
         names, kind = ['real'], 'D'
     return model.to(device).eval(), names, shape, kind
@@ -446,12 +463,8 @@ def get_evaluator(cfg, n_train, cache_dir=None, epochs=5, device='cpu', root=Non
         argv += ['--out', run_dir]
     say(f'training the evaluator classifier-32 on {n_train} {data} images for {epochs} epochs '
         f'(once; cached in {run_dir})')
-    from . import random as mgr
-    rng_state = mgr.get_rng_state()              # training it must not disturb the caller's randomness
-    try:
+    with keeping_random_state():                  # training it must not disturb the caller's randomness
         status = train.main(argv)
-    finally:
-        mgr.set_rng_state(rng_state)
     if status != 0 or not _finished_run(run_dir, epochs):
         raise EvaluateError(f'training the evaluator failed (exit status {status}); see the messages above '
                             f'and {run_dir}')
@@ -484,14 +497,6 @@ class TrainingEvaluator:
 
     def __init__(self, cfg, n=2000, device='cpu', classifier=None, cache_dir=None, evaluator_epochs=5,
                  root=None, batch_size=500, seed=0, say=print):
-        from . import random as mgr
-        rng_state = mgr.get_rng_state()          # building the evaluator must not change a training run
-        try:
-            self._setup(cfg, n, device, classifier, cache_dir, evaluator_epochs, root, batch_size, seed, say)
-        finally:
-            mgr.set_rng_state(rng_state)
-
-    def _setup(self, cfg, n, device, classifier, cache_dir, evaluator_epochs, root, batch_size, seed, say):
         train_x, test_x, test_y, self.classes, self.note = real_splits(cfg, root)
         test_x, test_y = subsample(test_x, test_y, n, seed)        # as many real test images as samples
         self.evaluator_dir = classifier or get_evaluator(cfg, len(train_x), cache_dir, evaluator_epochs,
