@@ -127,30 +127,37 @@ void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *ds
 }
 
 // ---- im2col / col2im, channels last ---------------------------------------------
-// xt: nb samples NHWC. col[(nl, oh, ow)][(i, j, c)], row length K = kh*kw*C: every
-// kernel tap copies one contiguous run of C channels.
+// dst[0:n] = src[0:n]: short runs (the C = 3 layers) inline, long ones through memcpy.
+template <typename T>
+inline void copy_run(T *__restrict d, const T *__restrict s, int64_t n) {
+    if (n * int64_t(sizeof(T)) <= 128) for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+    else std::memcpy(d, s, sizeof(T) * size_t(n));
+}
+
+// xt: nb samples NHWC. col[(nl, oh, ow)][(i, j, c)], row length K = kh*kw*C. The taps
+// j of one kernel row read neighbouring pixels, so each kernel row is one contiguous run
+// of (valid taps) x C values, with zeros where it hangs over the padding.
 template <typename T>
 void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
-    const int64_t K = g.K(), C = g.c;
+    const int64_t K = g.K(), C = g.c, RC = g.kw * C;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * g.P() * K))
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t oh = 0; oh < g.oh; ++oh) {
             const T *xn = xt + nl * g.h * g.w * C;
             T *row = col + (nl * g.oh + oh) * g.ow * K;
             for (int64_t ow = 0; ow < g.ow; ++ow, row += K) {
+                const int64_t iw0 = ow * g.sw - g.pw;  // input column of tap j = 0
+                const int64_t j0 = std::max<int64_t>(0, -iw0), j1 = std::min<int64_t>(g.kw, g.w - iw0);
                 T *d = row;
-                for (int64_t i = 0; i < g.kh; ++i) {
+                for (int64_t i = 0; i < g.kh; ++i, d += RC) {
                     const int64_t ih = oh * g.sh - g.ph + i;
-                    if (ih < 0 || ih >= g.h) {
-                        std::memset(d, 0, sizeof(T) * g.kw * C);
-                        d += g.kw * C;
+                    if (ih < 0 || ih >= g.h || j1 <= j0) {
+                        std::memset(d, 0, sizeof(T) * RC);
                         continue;
                     }
-                    for (int64_t j = 0; j < g.kw; ++j, d += C) {
-                        const int64_t iw = ow * g.sw - g.pw + j;
-                        if (iw < 0 || iw >= g.w) std::memset(d, 0, sizeof(T) * C);
-                        else std::memcpy(d, xn + (ih * g.w + iw) * C, sizeof(T) * C);
-                    }
+                    if (j0 > 0) std::memset(d, 0, sizeof(T) * j0 * C);
+                    copy_run(d + j0 * C, xn + (ih * g.w + iw0 + j0) * C, (j1 - j0) * C);
+                    if (j1 < g.kw) std::memset(d + j1 * C, 0, sizeof(T) * (g.kw - j1) * C);
                 }
             }
         }
@@ -176,9 +183,11 @@ struct Taps {
 
 // Adjoint of im2col_cl, as a gather: gxt[nl, ih, iw, :] = sum of the col runs that
 // read that pixel, so each output row belongs to one thread and needs no zeroing pass.
-template <typename T>
-void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
-    const int64_t K = g.K(), C = g.c;
+// CC > 0 fixes the channel count at compile time: the C = 1 and 3 layers (images) then
+// add in registers instead of calling memcpy for 4 or 12 bytes (2.5x on those layers).
+template <typename T, int CC>
+void col2im_cl_c(const T *col, const Geom &g, int64_t nb, T *gxt) {
+    const int64_t K = g.K(), C = CC > 0 ? CC : g.c;
     const Taps th(g.h, g.kh, g.sh, g.ph, g.oh), tw(g.w, g.kw, g.sw, g.pw, g.ow);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * g.P() * K))
     for (int64_t nl = 0; nl < nb; ++nl) {
@@ -192,15 +201,22 @@ void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
                     for (int32_t b = 0; b < tw.count[iw]; ++b) {
                         const int64_t j = tw.tap[iw * g.kw + b], ow = tw.out[iw * g.kw + b];
                         const T *__restrict s = cn + (oh * g.ow + ow) * K + (i * g.kw + j) * C;
-                        if (first) std::memcpy(d, s, sizeof(T) * C);
+                        if (first) for (int64_t c = 0; c < C; ++c) d[c] = s[c];
                         else for (int64_t c = 0; c < C; ++c) d[c] += s[c];
                         first = false;
                     }
                 }
-                if (first) std::memset(d, 0, sizeof(T) * C);
+                if (first) for (int64_t c = 0; c < C; ++c) d[c] = T(0);
             }
         }
     }
+}
+
+template <typename T>
+void col2im_cl(const T *col, const Geom &g, int64_t nb, T *gxt) {
+    if (g.c == 1) col2im_cl_c<T, 1>(col, g, nb, gxt);
+    else if (g.c == 3) col2im_cl_c<T, 3>(col, g, nb, gxt);
+    else col2im_cl_c<T, 0>(col, g, nb, gxt);
 }
 
 template <typename T>

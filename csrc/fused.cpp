@@ -36,6 +36,11 @@ Arr<T> leaky_relu(Arr<T> x, double slope) {
     const int64_t n = x.size();
     const T s = T(slope);
     py::gil_scoped_release nogil;
+    if (s == T(0)) {  // relu as NumPy's maximum(x, 0): NaN stays NaN, -inf and -0 give +0
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+        for (int64_t i = 0; i < n; ++i) yd[i] = (xd[i] > T(0) || xd[i] != xd[i]) ? xd[i] : T(0);
+        return y;
+    }
 #pragma omp parallel for schedule(static) num_threads(threads_for(n))
     for (int64_t i = 0; i < n; ++i) yd[i] = xd[i] > T(0) ? xd[i] : xd[i] * s;
     return y;
@@ -54,6 +59,72 @@ Arr<T> leaky_relu_grad(Arr<T> gy, Arr<T> x, double slope) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(n))
     for (int64_t i = 0; i < n; ++i) od[i] = gd[i] * (xd[i] > T(0) ? T(1) : s);
     return gx;
+}
+
+// Per-channel sums over N, H, W (bias gradients): x as (N, C, S) when `rows` is false, as
+// (R, C) channels-last rows when true. In double, per-thread partials over blocks of N or R.
+template <typename T>
+Arr<T> channel_sum(Arr<T> x, bool rows) {
+    if (x.ndim() != (rows ? 2 : 3))
+        throw std::invalid_argument("channel_sum: x must be (N, C, S), or (R, C) with rows=True");
+    const int64_t n = x.shape(0), C = x.shape(1), S = rows ? 1 : x.shape(2);
+    Arr<T> out(C);
+    const T *xd = x.data();
+    T *od = out.mutable_data();
+    py::gil_scoped_release nogil;
+    const int nt = threads_for(n * C * S);
+    std::vector<double> part(size_t(nt * C), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#else
+        const int t = 0;
+#endif
+        double *acc = part.data() + t * C;
+        for (int64_t r = n * t / nt; r < n * (t + 1) / nt; ++r) {
+            const T *xr = xd + r * C * S;
+            if (rows) {
+#pragma omp simd
+                for (int64_t c = 0; c < C; ++c) acc[c] += double(xr[c]);
+            } else {
+                for (int64_t c = 0; c < C; ++c) {
+                    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+                    for (int64_t i = 0; i < S; ++i) sum += double(xr[c * S + i]);
+                    acc[c] += sum;
+                }
+            }
+        }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+        double sum = 0;
+        for (int t = 0; t < nt; ++t) sum += part[t * C + c];
+        od[c] = T(sum);
+    }
+    return out;
+}
+
+// y[n, c, s] += b[c] in place (a conv's bias), y as (N, C, S) or as (R, C) rows.
+template <typename T>
+void add_channel_bias(Arr<T> y, Arr<T> b, bool rows) {
+    if (y.ndim() != (rows ? 2 : 3)) throw std::invalid_argument("add_channel_bias: y must be (N, C, S) or (R, C)");
+    const int64_t n = y.shape(0), C = y.shape(1), S = rows ? 1 : y.shape(2);
+    if (b.size() != C) throw std::invalid_argument("add_channel_bias: the bias needs one entry per channel");
+    T *yd = y.mutable_data();
+    const T *bd = b.data();
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * C * S))
+    for (int64_t r = 0; r < n; ++r) {
+        T *yr = yd + r * C * S;
+        if (rows) {
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) yr[c] += bd[c];
+        } else {
+            for (int64_t c = 0; c < C; ++c)
+                for (int64_t i = 0; i < S; ++i) yr[c * S + i] += bd[c];
+        }
+    }
 }
 
 // x viewed as (N, C, S): sizes and a check that per-channel vectors have C entries.
@@ -523,6 +594,8 @@ void bind_dtype(py::module_ &m) {
     using namespace pybind11::literals;
     m.def("leaky_relu", &leaky_relu<T>, "x"_a, "slope"_a);
     m.def("leaky_relu_grad", &leaky_relu_grad<T>, "gy"_a, "x"_a, "slope"_a);
+    m.def("channel_sum", &channel_sum<T>, "x"_a, "rows"_a);
+    m.def("add_channel_bias", &add_channel_bias<T>, "y"_a.noconvert(), "b"_a, "rows"_a);
     m.def("batch_norm_forward", &bn_forward<T>, "x"_a, "weight"_a.none(true), "bias"_a.none(true), "eps"_a);
     m.def("batch_norm_backward", &bn_backward<T>, "x"_a, "weight"_a.none(true), "g"_a, "mean"_a, "invstd"_a);
     m.def("adam_step", &adam_step<T>, "p"_a.noconvert(), "g"_a, "m"_a.noconvert(), "v"_a.noconvert(), "lr"_a, "beta1"_a, "beta2"_a, "eps"_a,

@@ -106,6 +106,27 @@ def leaky_relu_grad(gy, x, slope):
     return _nchw(cpu_ext.ext().leaky_relu_grad(_like(gy, xn, x.dtype), xb, float(slope)), xn)
 
 
+def channel_sum(x):
+    """x.sum(axis=(0, 2, 3)) of a 4-D float activation (a conv's bias gradient) in one threaded pass."""
+    t = _nhwc(x)
+    if t is not None:
+        return cpu_ext.ext().channel_sum(t.reshape(-1, t.shape[3]), True)
+    x = _c(x, _dtype(x))
+    return cpu_ext.ext().channel_sum(x.reshape(x.shape[0], x.shape[1], -1), False)
+
+
+def add_channel_bias(y, b):
+    """y += b.reshape(1, -1, 1, 1) in place, for a conv's fresh output (NCHW, or an NCHW view of NHWC)."""
+    t = _nhwc(y)
+    if t is not None and _inplace_ok(t):
+        cpu_ext.ext().add_channel_bias(t.reshape(-1, t.shape[3]), _c(b, y.dtype), True)
+    elif _inplace_ok(y):
+        cpu_ext.ext().add_channel_bias(y.reshape(y.shape[0], y.shape[1], -1), _c(b, y.dtype), False)
+    else:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
 def _vec(v, dt):
     return None if v is None else _c(v, dt)
 

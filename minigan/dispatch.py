@@ -38,7 +38,8 @@ GPU_BACKENDS = ('cupy', 'cuda')
 BACKENDS = ('auto',) + CPU_BACKENDS + GPU_BACKENDS
 CONV_OPS = ('conv2d_forward', 'conv2d_backward_data', 'conv2d_backward_weight')
 FUSED_OPS = ('batch_norm_forward', 'batch_norm_backward', 'leaky_relu', 'leaky_relu_grad',
-             'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad', 'matmul')
+             'adam_step', 'rmsprop_step', 'sgd_momentum_step', 'max_pool2d', 'max_pool2d_grad', 'matmul',
+             'channel_sum', 'add_channel_bias')
 OPS = CONV_OPS + FUSED_OPS
 
 _choice = {}                 # op -> backend name

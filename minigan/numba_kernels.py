@@ -105,9 +105,9 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding):
 # ---- fused element-wise kernels (flat loops over contiguous arrays) --------------------------------
 
 @_jit
-def _leaky(x, slope, y):
+def _leaky(x, slope, y):                         # slope 0 is relu as maximum(x, 0): NaN stays, -inf gives 0
     for i in numba.prange(x.size):
-        y[i] = x[i] if x[i] > 0 else x[i] * slope
+        y[i] = x[i] if x[i] > 0 or x[i] != x[i] else (x[i] * slope if slope != 0 else 0)
 
 
 @_jit

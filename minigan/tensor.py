@@ -120,11 +120,18 @@ class Tensor:
         grads = autograd._default_grad_outputs([self], None if grad is None else [grad])
         found = autograd.run_backward([self], grads, None, create_graph, retain_graph)
         for leaf, g in found.values():
-            if leaf.creator is None:
-                # without create_graph .grad gets its own writable array: the engine's gradient may be a
-                # read-only broadcast view, or shared with another leaf or with the caller's `grad`
-                g = g if create_graph else Tensor(g.data.copy())
+            if leaf.creator is not None:
+                continue
+            if create_graph:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
+            elif leaf.grad is not None and getattr(leaf.grad, '_made_by_backward', False) \
+                    and leaf.grad.shape == g.shape and leaf.grad.dtype == g.dtype:
+                leaf.grad.data += g.data     # into the array an earlier backward made: no new array
+            else:
+                # .grad gets its own writable array: the engine's gradient may be a read-only
+                # broadcast view, or shared with another leaf or with the caller's `grad`
+                leaf.grad = Tensor(g.data.copy()) if leaf.grad is None else leaf.grad + g
+                leaf.grad._made_by_backward = True
 
     def zero_(self):
         self.data[...] = 0

@@ -16,15 +16,22 @@ from .im2col import pair as _pair
 from .reduce import sum as _sum
 
 
+def _add_bias(y, b):
+    """y += b over the channel axis, in place (y is the primitive's fresh output); one fused pass where there is a kernel."""
+    fused = dispatch.kernel('add_channel_bias', y, b)
+    if fused is not None:
+        return fused(y, b)
+    y += b.reshape(1, -1, 1, 1)
+    return y
+
+
 class Conv2d(Function):
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
         y = dispatch.conv2d_forward(x, w, self.stride, self.padding)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return y if b is None else _add_bias(y, b)
 
     def backward(self, gy):                      # gx = conv^T(gy, w), gw = gy ⋆ x, gb = sum of gy over N, H, W
         x, w = self.inputs[:2]
@@ -45,9 +52,7 @@ class ConvTranspose2d(Function):
     def forward(self, x, w, b=None):
         out_shape = (x.shape[0], w.shape[1]) + self.out_hw
         y = dispatch.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return y if b is None else _add_bias(y, b)
 
     def backward(self, gy):                      # gx = conv(gy, w), gw = x ⋆ gy (roles of conv swapped)
         x, w = self.inputs[:2]
