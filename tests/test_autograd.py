@@ -109,6 +109,25 @@ def test_leaf_grad_is_a_private_writable_array():
     close(w.grad, np.zeros((2, 3)))
 
 
+def test_second_backward_accumulates_into_grad_in_place_but_never_into_a_users_array():
+    """Without create_graph, a later backward adds into the .grad array an earlier backward made
+    (as PyTorch does: no new array per accumulation); a .grad the user assigned is replaced, not
+    written to. Seed 8."""
+    x = mg.tensor(rand((4, 5), 8), requires_grad=True)
+    (x * 2).sum().backward()
+    made = x.grad
+    (x * 3).sum().backward()
+    assert x.grad is made
+    close(x.grad, np.full((4, 5), 5.0))
+    mine = np.ones((4, 5))
+    x.grad = mg.Tensor(mine)                     # wraps the user's array, no copy
+    before = x.grad.numpy().copy()
+    (x * 3).sum().backward()
+    close(x.grad, before + 3)
+    close(mine, np.ones((4, 5)))                 # the user's array is untouched
+    assert x.grad.numpy() is not mine
+
+
 def test_backward_accepts_arrays_and_casts_to_the_output_dtype():
     x = mg.tensor(rand(3, 8).astype(np.float32), requires_grad=True)
     y = x * 2

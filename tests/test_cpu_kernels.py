@@ -184,6 +184,10 @@ CASES = {
     'batch_norm_leaky_relu': (lambda x, g, b: (F.leaky_relu(F.batch_norm(x, None, None, g, b, True), 0.2) ** 2).sum(),
                               [(4, 3, 3, 5), (3,), (3,)]),
     'relu_max_pool': (lambda x: (F.max_pool2d(F.relu(x), 2) ** 2).sum(), [(2, 3, 6, 5)]),
+    # conv biases: the fused in-place bias add and the per-channel sums of their gradients
+    'conv2d_bias_convT_bias': (lambda x, w, b, w2, b2: (F.conv_transpose2d(F.relu(F.conv2d(x, w, b, 2, 1)),
+                                                                           w2, b2, 2, 1) ** 2).sum(),
+                               [(2, 3, 7, 6), (4, 3, 3, 3), (4,), (4, 3, 4, 4), (3,)]),
     # a chain, so that the C++ kernels meet the channels-last views that the conv returns
     'conv_bn_leaky_pool_convT': (lambda x, w, g, w2: (F.conv_transpose2d(F.max_pool2d(F.leaky_relu(
         F.batch_norm(F.conv2d(x, w, None, 1, 1), None, None, g, None, True), 0.2), 2), w2, None, 2, 1) ** 2).sum(),
@@ -360,3 +364,42 @@ def test_cpp_gemm_paths_agree_with_reference(mode, dtype):
     finally:
         ext.set_own_sgemm(False)
         ext.set_blas(*cpu_ext._find_blas())
+
+
+@fast_backend
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('threads', [1, 2])
+def test_channel_sum_and_bias_add_match_numpy_in_both_layouts(backend, dtype, threads):
+    """Per-channel sums over (N, H, W) and y += b[c], on arrays large enough for the threaded loops
+    (over 32K elements), NCHW-contiguous and as NCHW views of channels-last memory. Seed 11."""
+    ks = kernels(backend)
+    if not hasattr(ks, 'channel_sum'):
+        pytest.skip(f'{backend} has no channel_sum kernel (the NumPy code runs)')
+    rng = np.random.default_rng(11)
+    before = mg.get_num_threads()
+    mg.set_num_threads(threads)
+    try:
+        for shape in [(3, 5, 33, 17), (1, 1, 1, 1), (2, 64, 16, 16)]:
+            x = rng.standard_normal(shape).astype(dtype)
+            b = rng.standard_normal(shape[1]).astype(dtype)
+            views = [x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
+            for v in views:
+                close(ks.channel_sum(v), x.astype(np.float64).sum(axis=(0, 2, 3)).astype(dtype), dtype)
+                y = v.copy(order='K')                     # keeps the layout of v
+                out = ks.add_channel_bias(y, b)
+                close(np.asarray(out), x + b.reshape(1, -1, 1, 1), dtype)
+                assert np.shares_memory(out, y)           # in place
+    finally:
+        mg.set_num_threads(before)
+
+
+@fast_backend
+def test_relu_kernel_keeps_numpy_semantics_for_nan_inf_and_signed_zero(backend):
+    """relu = maximum(x, 0): NaN stays NaN, -inf and -0.0 give +0.0 (a fused leaky ReLU with slope 0
+    would give NaN for -inf and -0.0 for negatives)."""
+    x = np.array([np.nan, -np.inf, -0.0, -1.5, 0.0, 2.0, np.inf] * 5000, dtype=np.float32)
+    with mg.conv_backend(backend):
+        y = F.relu(mg.tensor(x)).numpy()
+    expected = np.maximum(x, 0)
+    assert np.array_equal(y, expected, equal_nan=True)
+    assert not np.signbit(y[~np.isnan(y)]).any()
