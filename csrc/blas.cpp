@@ -3,6 +3,7 @@
 // itself uses (OpenBLAS's ILP64 CBLAS interface), or SciPy's Fortran ones
 // (scipy.linalg.cython_blas), so the conv GEMMs run in NumPy's BLAS and its thread
 // pool. Without either, a plain OpenMP loop computes the product (slow, but right).
+#include <algorithm>
 #include <cstring>
 
 #ifdef _OPENMP
@@ -100,27 +101,7 @@ Arr<T> matmul(Arr<T> a, Arr<T> b, bool ta, bool tb) {
     const T *ad = a.data(), *bd = b.data();
     T *cd = c.mutable_data();
     py::gil_scoped_release nogil;
-    const int nt = num_threads();
-    const bool split = nt > 1 && blas_splits() && m >= 2 * nt && double(m) * n * k >= 2e5;
-    if (!split) {
-        const int prev = blas_local(1);
-        gemm<T>(ta, tb, m, n, k, T(1), ad, lda, bd, ldb, T(0), cd, n);
-        if (prev > 0) blas_local(prev);
-        return c;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-        const int prev = blas_local(1);
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
-#else
-        const int t = 0, nth = 1;
-#endif
-        const int64_t r0 = m * t / nth, r1 = m * (t + 1) / nth;
-        if (r1 > r0)
-            gemm<T>(ta, tb, r1 - r0, n, k, T(1), ta ? ad + r0 : ad + r0 * lda, lda, bd, ldb, T(0), cd + r0 * n, n);
-        if (prev > 0) blas_local(prev);
-    }
+    gemm_team<T>(ta, tb, m, n, k, T(1), ad, lda, bd, ldb, T(0), cd, n);
     return c;
 }
 
@@ -147,6 +128,46 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
                   int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
     gemm_any<double, cblas_d, fort_d>(g_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+// Row blocks of C (or column blocks, when C is wider than tall) on minigan's OpenMP
+// threads, each one serial BLAS call: OpenBLAS's own thread pool never wakes beside
+// OpenMP's (two pools taking turns cost 5-10x at batch 1). Serial inside a parallel
+// region, under 64K multiply-adds, or when the BLAS cannot be made serial per thread.
+template <typename T>
+void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a, int64_t lda,
+               const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
+    const int nt = double(m) * double(n) * double(k) >= 65536.0 && std::max(m, n) >= 2 ? team() : 1;
+    if (nt <= 1 || !blas_splits()) {
+        const int prev = blas_local(1);
+        gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (prev > 0) blas_local(prev);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        const int prev = blas_local(1);
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+#else
+        const int t = 0, nth = 1;
+#endif
+        if (m >= n) {
+            const int64_t r0 = m * t / nth, r1 = m * (t + 1) / nth;
+            if (r1 > r0)
+                gemm<T>(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
+        } else {
+            const int64_t c0 = n * t / nth, c1 = n * (t + 1) / nth;
+            if (c1 > c0)
+                gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
+        }
+        if (prev > 0) blas_local(prev);
+    }
+}
+
+template void gemm_team<float>(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                               const float *, int64_t, float, float *, int64_t);
+template void gemm_team<double>(bool, bool, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                                const double *, int64_t, double, double *, int64_t);
 
 void bind_blas(py::module_ &m) {
     m.def("set_blas", &set_blas, py::arg("kind"), py::arg("sgemm"), py::arg("dgemm"), py::arg("local") = 0,

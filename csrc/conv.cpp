@@ -367,7 +367,7 @@ Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t p
             }
             T *col = buf, *out = nhwc_out ? yd + n0 * P * g.m : col + p.nb * P * K;
             { Phase ph(1); im2col_cl(xt, g, cur, col); }
-            { Phase ph(2); gemm<T>(false, true, cur * P, g.m, K, T(1), col, K, wp, K, T(0), out, g.m); }
+            { Phase ph(2); gemm_team<T>(false, true, cur * P, g.m, K, T(1), col, K, wp, K, T(0), out, g.m); }
             if (!nhwc_out) {
                 Phase ph(3);
                 transpose_batch(out, cur, P, g.m, yd + n0 * g.m * P);
@@ -406,7 +406,7 @@ Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int
                 transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
             }
             T *gcol = buf, *gxt = nhwc_out ? gxd + n0 * HWC : gcol + p.nb * P * K;
-            { Phase ph(2); gemm<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp, K, T(0), gcol, K); }
+            { Phase ph(2); gemm_team<T>(false, false, cur * P, K, g.m, T(1), gyt, g.m, wp, K, T(0), gcol, K); }
             { Phase ph(4); col2im_cl(gcol, g, cur, gxt); }
             if (!nhwc_out) {
                 Phase ph(3);
@@ -453,7 +453,7 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
                 Phase ph(0);
                 transpose_batch(gyd + n0 * g.m * P, cur, g.m, P, gyt);
             }
-            { Phase ph(2); gemm<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K); }
+            { Phase ph(2); gemm_team<T>(true, false, g.m, K, cur * P, T(1), gyt, g.m, col, K, T(1), gwp, K); }
         });
         T *sum = work;
         for (int s = 1; s < p.slots; ++s) {

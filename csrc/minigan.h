@@ -19,6 +19,11 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
           int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc);
 
+// gemm on minigan's threads: blocks of C split over OpenMP, one serial BLAS call each (blas.cpp).
+template <typename T>
+void gemm_team(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+               int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc);
+
 // minigan's own float32 GEMM (sgemm.cpp): A(i, k) = a[i*ars + k*acs], B(k, j) = b[k*brs + j*bcs];
 // returns false when it was not compiled in (no AVX2/AVX-512), and then the caller uses the BLAS.
 bool sgemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t ars, int64_t acs, const float *b,
