@@ -76,9 +76,10 @@ def cpp_extensions():
     if not sources or os.environ.get('MINIGAN_NO_CPP'):
         return []
     try:
-        from pybind11.setup_helpers import Pybind11Extension
+        from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
     except ImportError:
         return []
+    ParallelCompile('NPY_NUM_BUILD_JOBS', default=0).install()  # one compiler per core (0: all of them)
     openmp = [] if sys.platform == 'darwin' else ['-fopenmp']
     return [Pybind11Extension(
         'minigan._cpu', sources, cxx_std=17,

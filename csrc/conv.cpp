@@ -14,6 +14,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "minigan.h"
@@ -32,8 +33,7 @@ namespace {
 
 int64_t g_chunk_bytes = 2 << 20;  // measured: 1-2 MiB beat 256 KiB and 4 MiB+ (bench/RESULTS.md)
 
-struct Geom {
-    int64_t n, c, h, w, m, kh, kw, sh, sw, ph, pw, oh, ow;
+struct Geom : ConvShape {
     int64_t K() const { return c * kh * kw; }
     int64_t P() const { return oh * ow; }
     int64_t chunk(size_t elem) const {  // samples per chunk: the column buffer fits g_chunk_bytes
@@ -51,7 +51,7 @@ Geom make_geom(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, int64_t wc
                                     " channels but the weight expects " + std::to_string(wc));
     if (sh < 1 || sw < 1 || ph < 0 || pw < 0)
         throw std::invalid_argument("conv2d: stride must be >= 1 and padding >= 0");
-    Geom g{n, c, h, w, m, kh, kw, sh, sw, ph, pw, 0, 0};
+    Geom g{{n, c, h, w, m, kh, kw, sh, sw, ph, pw, 0, 0}};
     g.oh = (h + 2 * ph - kh) / sh + 1;
     g.ow = (w + 2 * pw - kw) / sw + 1;
     if (h + 2 * ph < kh || w + 2 * pw < kw || g.oh < 1 || g.ow < 1)
@@ -339,6 +339,52 @@ Arr<T> new_act(int64_t n, int64_t c, int64_t h, int64_t w, bool nhwc) {
     return nhwc ? Arr<T>({n, h, w, c}) : Arr<T>({n, c, h, w});
 }
 
+// The direct conv (direct.cpp) instead of im2col + GEMM: float32, an AVX-512 build, at
+// least 16 input and output channels (narrower layers leave most of a 16-lane vector idle;
+// the image layers have 1-3 channels), and a weight of at most 1 MiB, which the kernel
+// reads once per 12 output pixels from L2 (D3 of DCGAN-32, 2 MiB, ran 1.3-1.6x slower).
+// set_direct(False) turns it off (tests, A/B).
+bool g_direct = true;
+
+template <typename T>
+bool direct_for(const Geom &g) {
+    return std::is_same<T, float>::value && g_direct && direct_conv_available() && g.c >= 16 && g.m >= 16 &&
+           g.K() * g.m <= (int64_t(1) << 18);
+}
+
+// y = conv(x) with the weight wt already as (kh, kw, C, M): x NHWC or NCHW in, y NHWC or NCHW out.
+template <typename T>
+void conv_direct(const T *xd, const T *wt, const Geom &g, bool x_nhwc, bool nhwc_out, T *yd) {
+    if constexpr (std::is_same<T, float>::value) {
+        const int64_t P = g.P(), HWC = g.h * g.w * g.c;
+        T *xt = scratch<T>((x_nhwc ? 0 : g.n * HWC) + (nhwc_out ? 0 : g.n * P * g.m)), *out = xt + (x_nhwc ? 0 : g.n * HWC);
+        const T *xs = xd;
+        if (!x_nhwc) {
+            transpose_batch(xd, g.n, g.c, g.h * g.w, xt);
+            xs = xt;
+        }
+        if (nhwc_out) out = yd;
+        { Phase ph(2); direct_conv_forward(xs, g, wt, out); }
+        if (!nhwc_out) transpose_batch(out, g.n, P, g.m, yd);
+    }
+}
+
+// wt[i, j, c, m] = w[m, c, i, j] (forward), or, for the adjoint of a stride-1 conv, the
+// flipped kernel with the channel roles swapped: wt[i, j, m, c] = w[m, c, kh-1-i, kw-1-j].
+template <typename T>
+std::vector<T> direct_weight(const T *w, int64_t M, int64_t C, int64_t kh, int64_t kw, bool adjoint) {
+    std::vector<T> wt(size_t(M * C * kh * kw));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t i = 0; i < kh; ++i)
+                for (int64_t j = 0; j < kw; ++j) {
+                    const T v = w[((m * C + c) * kh + i) * kw + j];
+                    if (adjoint) wt[size_t((((kh - 1 - i) * kw + (kw - 1 - j)) * M + m) * C + c)] = v;
+                    else wt[size_t(((i * kw + j) * C + c) * M + m)] = v;
+                }
+    return wt;
+}
+
 template <typename T>
 Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t pw, bool x_nhwc,
                bool nhwc_out) {
@@ -350,6 +396,12 @@ Arr<T> forward(Arr<T> x, Arr<T> w, int64_t sh, int64_t sw, int64_t ph, int64_t p
     Arr<T> y = new_act<T>(g.n, g.m, g.oh, g.ow, nhwc_out);
     const T *xd = x.data(), *wd = w.data();
     T *yd = y.mutable_data();
+    if (direct_for<T>(g)) {
+        py::gil_scoped_release nogil;
+        const std::vector<T> wt = direct_weight(wd, g.m, g.c, g.kh, g.kw, false);
+        conv_direct(xd, wt.data(), g, x_nhwc, nhwc_out, yd);
+        return y;
+    }
     {
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
@@ -390,6 +442,16 @@ Arr<T> backward_data(Arr<T> gy, Arr<T> w, int64_t h, int64_t wi, int64_t sh, int
     Arr<T> gx = new_act<T>(g.n, g.c, g.h, g.w, nhwc_out);
     const T *gyd = gy.data(), *wd = w.data();
     T *gxd = gx.mutable_data();
+    if (g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw) {
+        // stride 1: gx = conv(gy, flipped w^T) with padding k - 1 - p, a direct conv where it applies
+        const Geom a{{g.n, g.m, g.oh, g.ow, g.c, g.kh, g.kw, 1, 1, g.kh - 1 - g.ph, g.kw - 1 - g.pw, g.h, g.w}};
+        if (direct_for<T>(a)) {
+            py::gil_scoped_release nogil;
+            const std::vector<T> wt = direct_weight(wd, g.m, g.c, g.kh, g.kw, true);
+            conv_direct(gyd, wt.data(), a, gy_nhwc, nhwc_out, gxd);
+            return gx;
+        }
+    }
     {
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
@@ -540,6 +602,9 @@ void bind_conv(py::module_ &m) {
         return d;
     });
     m.def("get_chunk_bytes", [] { return g_chunk_bytes; });
+    m.def("set_direct", [](bool on) { g_direct = on; },
+          "float32 convs with >= 16 channels by the direct kernel (True, where built) or im2col + GEMM");
+    m.def("direct_available", [] { return direct_conv_available(); });
 }
 
 }  // namespace mg

@@ -30,6 +30,18 @@ bool sgemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t ars, int64_t
            int64_t brs, int64_t bcs, float *c, int64_t ldc, bool accumulate);
 bool sgemm_available();
 
+// A conv's geometry: input (n, c, h, w), m output channels, kernel kh x kw, stride, padding,
+// output oh x ow.
+struct ConvShape {
+    int64_t n, c, h, w, m, kh, kw, sh, sw, ph, pw, oh, ow;
+};
+
+// The direct (implicit-GEMM) float32 conv forward of direct.cpp: x (n, h, w, c) and
+// y (n, oh, ow, m) channels last, wt the weight as (kh, kw, c, m). Available where the
+// build has AVX-512; direct_conv_forward must not be called otherwise.
+bool direct_conv_available();
+void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, float *y);
+
 int num_threads();  // the thread count that minigan.set_num_threads chose
 int team();         // threads for a loop here: num_threads(), or 1 inside a parallel region
 // team() for a loop over `work` elements, or 1 below a grain of 32K: a parallel region costs

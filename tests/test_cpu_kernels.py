@@ -426,3 +426,60 @@ def test_relu_kernel_keeps_numpy_semantics_for_nan_inf_and_signed_zero(backend):
     expected = np.maximum(x, 0)
     assert np.array_equal(y, expected, equal_nan=True)
     assert not np.signbit(y[~np.isnan(y)]).any()
+
+
+# (N, C, H, W, M, kh, kw, stride, padding) with >= 16 channels in and out: the direct conv's
+# shapes. M not a multiple of 32 or 16 (masked lanes), output pixels not a multiple of 12
+# (the last tile), 1x1 and non-square kernels, strides 1-3, paddings 0-2, batch 1.
+DIRECT_SHAPES = [
+    (2, 16, 7, 9, 17, 3, 3, 1, 1),
+    (1, 32, 8, 8, 32, 3, 3, 1, 0),
+    (3, 20, 6, 5, 48, 1, 1, 1, 0),
+    (2, 24, 9, 7, 33, 3, 2, 1, (2, 1)),
+    (2, 16, 11, 10, 64, 4, 4, 2, 1),
+    (1, 40, 9, 9, 16, 3, 3, 3, 2),
+    (4, 16, 5, 5, 100, 5, 5, 1, 2),
+]
+
+
+@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.parametrize('threads', [1, 2])
+@pytest.mark.parametrize('shape', DIRECT_SHAPES, ids=str)
+def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):
+    """The direct float32 conv (forward, and the stride-1 backward-data as a conv of the flipped
+    kernel) against the float64 reference and against im2col + GEMM, NCHW and channels-last
+    inputs. Tolerance float32 1e-4 relative; seed 13."""
+    from minigan import cpu_ext
+    ext = cpu_ext.ext()
+    if not ext.direct_available():
+        pytest.skip('built without AVX-512: no direct conv')
+    n, c, h, w, m, kh, kw, stride, padding = shape
+    (sh, sw), (ph, pw) = ref.pair(stride), ref.pair(padding)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((m, c, kh, kw))
+    y = ref.conv2d_forward(x, wt, (sh, sw), (ph, pw))
+    gy = rng.standard_normal(y.shape)
+    gx = ref.conv2d_backward_data(gy, wt, x.shape, (sh, sw), (ph, pw))
+    x32, w32, gy32 = x.astype(np.float32), wt.astype(np.float32), gy.astype(np.float32)
+    nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    saved = cpu_ext.get_num_threads()
+    try:
+        mg.set_num_threads(threads)
+        results = {}
+        for direct in (True, False):
+            ext.set_direct(direct)
+            results[direct] = [
+                ext.conv2d_forward(x32, w32, sh, sw, ph, pw),
+                ext.conv2d_forward(nhwc(x32), w32, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2),
+                ext.conv2d_backward_data(gy32, w32, h, w, sh, sw, ph, pw),
+                ext.conv2d_backward_data(nhwc(gy32), w32, h, w, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2)]
+    finally:
+        ext.set_direct(True)
+        mg.set_num_threads(saved)
+    for direct in (True, False):
+        fy, fy_cl, fgx, fgx_cl = results[direct]
+        for got, want in ((fy, y), (fy_cl, y), (fgx, gx), (fgx_cl, gx)):
+            close(got, want.astype(np.float32), np.float32)
+    for a, b in zip(results[True], results[False]):
+        close(a, b, np.float32)
