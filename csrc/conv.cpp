@@ -491,6 +491,20 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
     Arr<T> gw({g.m, g.c, g.kh, g.kw});
     const T *xd = x.data(), *gyd = gy.data();
     T *gwd = gw.mutable_data();
+    if constexpr (std::is_same<T, float>::value) {
+        if (direct_for<T>(g)) {
+            py::gil_scoped_release nogil;
+            const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
+            T *gkm = scratch<T>(2 * K * g.m + (x_nhwc ? 0 : g.n * HWC) + (gy_nhwc ? 0 : g.n * P * g.m));
+            T *wp = gkm + K * g.m, *xt = wp + K * g.m, *gyt = xt + (x_nhwc ? 0 : g.n * HWC);
+            if (!x_nhwc) transpose_batch(xd, g.n, g.c, g.h * g.w, xt);
+            if (!gy_nhwc) transpose_batch(gyd, g.n, g.m, P, gyt);
+            { Phase ph(2); direct_conv_backward_weight(x_nhwc ? xd : xt, g, gy_nhwc ? gyd : gyt, gkm); }
+            transpose_batch(gkm, 1, K, g.m, wp);    // (kh, kw, C, M) -> (M, kh, kw, C)
+            weight_from_cl(wp, g, gwd);
+            return gw;
+        }
+    }
     {
         py::gil_scoped_release nogil;
         const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c, MK = g.m * K;

@@ -86,6 +86,40 @@ void micro_kernel(const float *a, int64_t K, const float *wt, int64_t M, int64_t
     }
 }
 
+// acc[k0:k0+12, m0:m0+32] += sum over rows r < rb of a[r, k0:k0+12] gy[r, m0:m0+32], with acc
+// the (K x M) partial sums of this thread; only k < K (kn valid of the 12) are stored.
+void micro_kernel_weight(const float *a, int64_t K, int64_t k0, int64_t kn, const float *gy, int64_t M,
+                         int64_t m0, int64_t rb, float *acc_km) {
+    const __mmask16 k0m = lanes(M - m0), k1m = lanes(M - m0 - 16);
+    __m512 acc[RT][2];
+#pragma GCC unroll 12
+    for (int q = 0; q < RT; ++q) {
+        if (q < kn) {
+            acc[q][0] = _mm512_maskz_loadu_ps(k0m, acc_km + (k0 + q) * M + m0);
+            acc[q][1] = _mm512_maskz_loadu_ps(k1m, acc_km + (k0 + q) * M + m0 + 16);
+        } else {
+            acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+        }
+    }
+    const float *ar = a + k0, *g = gy + m0;
+    for (int64_t r = 0; r < rb; ++r, ar += K, g += M) {
+        const __m512 g0 = _mm512_maskz_loadu_ps(k0m, g), g1 = _mm512_maskz_loadu_ps(k1m, g + 16);
+#pragma GCC unroll 12
+        for (int q = 0; q < RT; ++q) {
+            const __m512 b = _mm512_set1_ps(ar[q]);
+            acc[q][0] = _mm512_fmadd_ps(b, g0, acc[q][0]);
+            acc[q][1] = _mm512_fmadd_ps(b, g1, acc[q][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int q = 0; q < RT; ++q) {
+        if (q < kn) {
+            _mm512_mask_storeu_ps(acc_km + (k0 + q) * M + m0, k0m, acc[q][0]);
+            _mm512_mask_storeu_ps(acc_km + (k0 + q) * M + m0 + 16, k1m, acc[q][1]);
+        }
+    }
+}
+
 }  // namespace
 
 bool direct_conv_available() { return true; }
@@ -108,10 +142,48 @@ void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, fl
     }
 }
 
+// gw[k, m] = sum over output pixels r of col[r, k] gy[r, m]: blocks of rows (about 256 KiB of
+// gathered col each) spread over the threads, each thread summing into its own (K x M)
+// partial, added at the end. gw: (kh, kw, C, M), overwritten.
+void direct_conv_backward_weight(const float *x, const ConvShape &s, const float *gy, float *gw) {
+    const int64_t K = s.kh * s.kw * s.c, M = s.m, P = s.oh * s.ow, rows = s.n * P;
+    const int64_t rb = std::max<int64_t>(RT, (int64_t(1) << 16) / K), blocks = (rows + rb - 1) / rb;
+    const int nt = std::max<int64_t>(1, std::min<int64_t>(team_for(rows * K), blocks));
+    std::unique_ptr<float[]> parts(new float[size_t(nt) * K * M]());
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#else
+        const int t = 0;
+#endif
+        float *acc = parts.get() + t * K * M;
+        float *a = panel_scratch(rb * K + RT);
+        std::fill(a + rb * K, a + rb * K + RT, 0.f);  // the last k tile may read past its row
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t r0 = b * rb, cnt = std::min<int64_t>(rb, rows - r0);
+            for (int64_t q = 0; q < cnt; ++q) {
+                const int64_t r = r0 + q, n = r / P, p = r % P;
+                gather_row(x, s, n, p / s.ow, p % s.ow, a + q * K);
+            }
+            for (int64_t k0 = 0; k0 < K; k0 += RT)
+                for (int64_t m0 = 0; m0 < M; m0 += 32)
+                    micro_kernel_weight(a, K, k0, std::min<int64_t>(RT, K - k0), gy + r0 * M, M, m0, cnt, acc);
+        }
+    }
+    for (int t = 1; t < nt; ++t) {
+        const float *part = parts.get() + t * K * M;
+        for (int64_t i = 0; i < K * M; ++i) parts[size_t(i)] += part[i];
+    }
+    std::memcpy(gw, parts.get(), sizeof(float) * size_t(K * M));
+}
+
 #else
 
 bool direct_conv_available() { return false; }
 void direct_conv_forward(const float *, const ConvShape &, const float *, float *) {}
+void direct_conv_backward_weight(const float *, const ConvShape &, const float *, float *) {}
 
 #endif
 

@@ -41,6 +41,8 @@ struct ConvShape {
 // build has AVX-512; direct_conv_forward must not be called otherwise.
 bool direct_conv_available();
 void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, float *y);
+// gw as (kh, kw, c, m) = the weight gradient, from x (n, h, w, c) and gy (n, oh, ow, m).
+void direct_conv_backward_weight(const float *x, const ConvShape &s, const float *gy, float *gw);
 
 int num_threads();  // the thread count that minigan.set_num_threads chose
 int team();         // threads for a loop here: num_threads(), or 1 inside a parallel region

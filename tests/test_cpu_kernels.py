@@ -446,8 +446,8 @@ DIRECT_SHAPES = [
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('shape', DIRECT_SHAPES, ids=str)
 def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):
-    """The direct float32 conv (forward, and the stride-1 backward-data as a conv of the flipped
-    kernel) against the float64 reference and against im2col + GEMM, NCHW and channels-last
+    """The direct float32 conv (forward, backward-weight, and the stride-1 backward-data as a conv of
+    the flipped kernel) against the float64 reference and against im2col + GEMM, NCHW and channels-last
     inputs. Tolerance float32 1e-4 relative; seed 13."""
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -461,6 +461,7 @@ def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):
     y = ref.conv2d_forward(x, wt, (sh, sw), (ph, pw))
     gy = rng.standard_normal(y.shape)
     gx = ref.conv2d_backward_data(gy, wt, x.shape, (sh, sw), (ph, pw))
+    gw = ref.conv2d_backward_weight(x, gy, wt.shape, (sh, sw), (ph, pw))
     x32, w32, gy32 = x.astype(np.float32), wt.astype(np.float32), gy.astype(np.float32)
     nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
     saved = cpu_ext.get_num_threads()
@@ -473,13 +474,15 @@ def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):
                 ext.conv2d_forward(x32, w32, sh, sw, ph, pw),
                 ext.conv2d_forward(nhwc(x32), w32, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2),
                 ext.conv2d_backward_data(gy32, w32, h, w, sh, sw, ph, pw),
-                ext.conv2d_backward_data(nhwc(gy32), w32, h, w, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2)]
+                ext.conv2d_backward_data(nhwc(gy32), w32, h, w, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2),
+                ext.conv2d_backward_weight(x32, gy32, kh, kw, sh, sw, ph, pw),
+                ext.conv2d_backward_weight(nhwc(x32), nhwc(gy32), kh, kw, sh, sw, ph, pw, True, True)]
     finally:
         ext.set_direct(True)
         mg.set_num_threads(saved)
     for direct in (True, False):
-        fy, fy_cl, fgx, fgx_cl = results[direct]
-        for got, want in ((fy, y), (fy_cl, y), (fgx, gx), (fgx_cl, gx)):
+        fy, fy_cl, fgx, fgx_cl, fgw, fgw_cl = results[direct]
+        for got, want in ((fy, y), (fy_cl, y), (fgx, gx), (fgx_cl, gx), (fgw, gw), (fgw_cl, gw)):
             close(got, want.astype(np.float32), np.float32)
     for a, b in zip(results[True], results[False]):
         close(a, b, np.float32)
