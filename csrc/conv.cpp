@@ -339,17 +339,18 @@ Arr<T> new_act(int64_t n, int64_t c, int64_t h, int64_t w, bool nhwc) {
     return nhwc ? Arr<T>({n, h, w, c}) : Arr<T>({n, c, h, w});
 }
 
-// The direct conv (direct.cpp) instead of im2col + GEMM: float32, an AVX-512 build, at
-// least 16 input and output channels (narrower layers leave most of a 16-lane vector idle;
-// the image layers have 1-3 channels), and a weight of at most 1 MiB, which the kernel
-// reads once per 12 output pixels from L2 (D3 of DCGAN-32, 2 MiB, ran 1.3-1.6x slower).
-// set_direct(False) turns it off (tests, A/B).
+// The direct conv (direct.cpp) instead of im2col + GEMM where it measured faster (bench/
+// RESULTS.md): float32, an AVX-512 build, at least 16 input channels (the image layers
+// have 1-3), and the narrow GEMMs OpenBLAS is weakest on: 16-64 output channels for the
+// forward (0.76-0.93x of im2col + GEMM on the classifier; 1.0-1.6x with 128-256, where
+// the BLAS is at its best), a weight gradient of under 128K values (0.70-0.90x; 1.03x
+// on DCGAN-32's D2 at 128K). set_direct(False) turns it off (tests, A/B).
 bool g_direct = true;
 
 template <typename T>
-bool direct_for(const Geom &g) {
+bool direct_for(const Geom &g, bool weight_grad = false) {
     return std::is_same<T, float>::value && g_direct && direct_conv_available() && g.c >= 16 && g.m >= 16 &&
-           g.K() * g.m <= (int64_t(1) << 18);
+           (weight_grad ? g.K() * g.m < (int64_t(1) << 17) : g.m <= 64);
 }
 
 // y = conv(x) with the weight wt already as (kh, kw, C, M): x NHWC or NCHW in, y NHWC or NCHW out.
@@ -492,7 +493,7 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
     const T *xd = x.data(), *gyd = gy.data();
     T *gwd = gw.mutable_data();
     if constexpr (std::is_same<T, float>::value) {
-        if (direct_for<T>(g)) {
+        if (direct_for<T>(g, true)) {
             py::gil_scoped_release nogil;
             const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
             T *gkm = scratch<T>(2 * K * g.m + (x_nhwc ? 0 : g.n * HWC) + (gy_nhwc ? 0 : g.n * P * g.m));

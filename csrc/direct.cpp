@@ -6,7 +6,7 @@
 // thread gathers only RT = 12 rows of it (12 x K values, in L1/L2) and a register-blocked
 // micro-kernel multiplies them by the weight as it lies in memory: 12 x 32 outputs in 24
 // zmm accumulators, one broadcast of col and two loads of wt per 24 FMAs. That pays off
-// where the BLAS is weakest, on narrow GEMMs (M = 32 to 128 output channels): measured in
+// where the BLAS is weakest, on narrow GEMMs (16 to 64 output channels): measured in
 // bench/RESULTS.md. Rows are spread over the OpenMP threads; no BLAS call is made.
 #include <algorithm>
 #include <cstring>
