@@ -105,6 +105,13 @@ def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
     xp = get_array_module(gy)
     n, o, oh, ow = gy.shape
     _, c, kh, kw = w.shape
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    if (sh, sw) == (1, 1) and ph < kh and pw < kw:
+        # stride 1: the adjoint is a convolution itself, of gy with the flipped kernel, channel roles
+        # swapped, padding k - 1 - p: one im2col copy instead of kh*kw scatter-adds (the classifier's
+        # 3x3 layers at batch 128: 1.0-1.8x faster)
+        w_adj = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)                    # (C, O, kh, kw)
+        return conv2d_forward(gy, w_adj, 1, (kh - 1 - ph, kw - 1 - pw))
     gy_t = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)                  # (O, M), a copy (faster than NHWC)
     gcol = xp.matmul(gy_t.T, _weight_matrix(w))                             # (M, K)
     return col2im(gcol.reshape(n, oh, ow, kh, kw, c), x_shape, stride, padding)
