@@ -358,7 +358,10 @@ template <typename T>
 void conv_direct(const T *xd, const T *wt, const Geom &g, bool x_nhwc, bool nhwc_out, T *yd) {
     if constexpr (std::is_same<T, float>::value) {
         const int64_t P = g.P(), HWC = g.h * g.w * g.c;
-        T *xt = scratch<T>((x_nhwc ? 0 : g.n * HWC) + (nhwc_out ? 0 : g.n * P * g.m)), *out = xt + (x_nhwc ? 0 : g.n * HWC);
+        // whole-batch layout changes (rare: the conv results, batch norm and pooling keep channels
+        // last) in a buffer of this call, so that the scratch arena does not keep batch-sized memory
+        const auto tmp = buffer<T>((x_nhwc ? 0 : g.n * HWC) + (nhwc_out ? 0 : g.n * P * g.m));
+        T *xt = tmp.get(), *out = xt + (x_nhwc ? 0 : g.n * HWC);
         const T *xs = xd;
         if (!x_nhwc) {
             transpose_batch(xd, g.n, g.c, g.h * g.w, xt);
@@ -496,8 +499,9 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
         if (direct_for<T>(g, true)) {
             py::gil_scoped_release nogil;
             const int64_t K = g.K(), P = g.P(), HWC = g.h * g.w * g.c;
-            T *gkm = scratch<T>(2 * K * g.m + (x_nhwc ? 0 : g.n * HWC) + (gy_nhwc ? 0 : g.n * P * g.m));
-            T *wp = gkm + K * g.m, *xt = wp + K * g.m, *gyt = xt + (x_nhwc ? 0 : g.n * HWC);
+            T *gkm = scratch<T>(2 * K * g.m), *wp = gkm + K * g.m;
+            const auto tmp = buffer<T>((x_nhwc ? 0 : g.n * HWC) + (gy_nhwc ? 0 : g.n * P * g.m));
+            T *xt = tmp.get(), *gyt = xt + (x_nhwc ? 0 : g.n * HWC);
             if (!x_nhwc) transpose_batch(xd, g.n, g.c, g.h * g.w, xt);
             if (!gy_nhwc) transpose_batch(gyd, g.n, g.m, P, gyt);
             { Phase ph(2); direct_conv_backward_weight(x_nhwc ? xd : xt, g, gy_nhwc ? gyd : gyt, gkm); }
