@@ -132,11 +132,12 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
 // Row blocks of C (or column blocks, when C is wider than tall) on minigan's OpenMP
 // threads, each one serial BLAS call: OpenBLAS's own thread pool never wakes beside
 // OpenMP's (two pools taking turns cost 5-10x at batch 1). Serial inside a parallel
-// region, under 64K multiply-adds, or when the BLAS cannot be made serial per thread.
+// region, under 1M multiply-adds (about 10 us of work: less than a parallel region can
+// cost on a busy machine), or when the BLAS cannot be made serial per thread.
 template <typename T>
 void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a, int64_t lda,
                const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
-    const int nt = double(m) * double(n) * double(k) >= 65536.0 && std::max(m, n) >= 2 ? team() : 1;
+    const int nt = double(m) * double(n) * double(k) >= double(1 << 20) && std::max(m, n) >= 2 ? team() : 1;
     if (nt <= 1 || !blas_splits()) {
         const int prev = blas_local(1);
         gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -94,16 +94,18 @@ def test_conv_primitives_take_non_contiguous_inputs(backend):
 @pytest.mark.parametrize('batch', [9, 1])
 def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
     """Large enough for the batch to be split into chunks over the threads (batch 9), or, at batch 1,
-    for each GEMM to be split into row blocks (forward) or column blocks (the two backward
-    GEMMs, wider than tall) over the threads: same numbers."""
+    for each GEMM (about 1M multiply-adds, im2col + GEMM: the direct conv off) to be split into row
+    blocks (forward) or column blocks (the two backward GEMMs, wider than tall): same numbers."""
     from minigan import cpu_ext
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((batch, 8, 16, 16)).astype(np.float32)  # above the size that is split
-    wt = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
+    c, m = (8, 16) if batch > 1 else (16, 64)
+    x = rng.standard_normal((batch, c, 16, 16)).astype(np.float32)  # above the size that is split
+    wt = rng.standard_normal((m, c, 4, 4)).astype(np.float32)
     ext, saved = cpu_ext.ext(), cpu_ext.get_num_threads()
     chunk = ext.get_chunk_bytes()
     try:
         mg.set_num_threads(threads)
+        ext.set_direct(False)
         ext.set_chunk_bytes(8 * 1024)                       # a few samples per chunk
         y = ref.conv2d_forward(x, wt, 2, 1)
         gy = rng.standard_normal(y.shape).astype(np.float32)
@@ -113,6 +115,7 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
         close(ext.conv2d_backward_weight(x, gy, 4, 4, 2, 2, 1, 1),
               ref.conv2d_backward_weight(x, gy, wt.shape, 2, 1), np.float32)
     finally:
+        ext.set_direct(True)
         ext.set_chunk_bytes(chunk)
         mg.set_num_threads(saved)
 
@@ -120,13 +123,14 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
 @pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 def test_cpp_matmul_split_over_threads_matches_numpy(threads):
-    """Tall products split by rows, wide ones by columns, small ones serial, transposes included. Seed 3."""
+    """Tall products (over 1M multiply-adds) split by rows, wide ones by columns, small ones serial,
+    transposes included. Seed 3."""
     from minigan import cpu_ext
     rng = np.random.default_rng(3)
     saved = cpu_ext.get_num_threads()
     try:
         mg.set_num_threads(threads)
-        for (m, k, n) in [(300, 70, 40), (3, 200, 500), (1, 5, 7), (64, 1, 1)]:
+        for (m, k, n) in [(600, 70, 40), (3, 400, 1000), (1, 5, 7), (64, 1, 1)]:   # 1.7M and 1.2M: split
             for ta in (False, True):
                 for tb in (False, True):
                     a = rng.standard_normal((k, m) if ta else (m, k))
