@@ -147,11 +147,7 @@ void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
 #pragma omp parallel num_threads(nt)
     {
         const int prev = blas_local(1);
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
-#else
-        const int t = 0, nth = 1;
-#endif
+        const int t = thread_num(), nth = team_size();
         if (m >= n) {
             const int64_t r0 = m * t / nth, r1 = m * (t + 1) / nth;
             if (r1 > r0)

@@ -129,39 +129,17 @@ void transpose_batch(const T *src, int64_t nb, int64_t rows, int64_t cols, T *ds
 }
 
 // ---- im2col / col2im, channels last ---------------------------------------------
-// dst[0:n] = src[0:n]: short runs (the C = 3 layers) inline, long ones through memcpy.
-template <typename T>
-inline void copy_run(T *__restrict d, const T *__restrict s, int64_t n) {
-    if (n * int64_t(sizeof(T)) <= 128) for (int64_t i = 0; i < n; ++i) d[i] = s[i];
-    else std::memcpy(d, s, sizeof(T) * size_t(n));
-}
-
-// xt: nb samples NHWC. col[(nl, oh, ow)][(i, j, c)], row length K = kh*kw*C. The taps
-// j of one kernel row read neighbouring pixels, so each kernel row is one contiguous run
-// of (valid taps) x C values, with zeros where it hangs over the padding.
+// xt: nb samples NHWC. col[(nl, oh, ow)][(i, j, c)], row length K = kh*kw*C, one
+// im2col_row (minigan.h) per output pixel.
 template <typename T>
 void im2col_cl(const T *xt, const Geom &g, int64_t nb, T *col) {
-    const int64_t K = g.K(), C = g.c, RC = g.kw * C;
+    const int64_t K = g.K();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(team_for(nb * g.P() * K))
     for (int64_t nl = 0; nl < nb; ++nl) {
         for (int64_t oh = 0; oh < g.oh; ++oh) {
-            const T *xn = xt + nl * g.h * g.w * C;
+            const T *xn = xt + nl * g.h * g.w * g.c;
             T *row = col + (nl * g.oh + oh) * g.ow * K;
-            for (int64_t ow = 0; ow < g.ow; ++ow, row += K) {
-                const int64_t iw0 = ow * g.sw - g.pw;  // input column of tap j = 0
-                const int64_t j0 = std::max<int64_t>(0, -iw0), j1 = std::min<int64_t>(g.kw, g.w - iw0);
-                T *d = row;
-                for (int64_t i = 0; i < g.kh; ++i, d += RC) {
-                    const int64_t ih = oh * g.sh - g.ph + i;
-                    if (ih < 0 || ih >= g.h || j1 <= j0) {
-                        std::memset(d, 0, sizeof(T) * RC);
-                        continue;
-                    }
-                    if (j0 > 0) std::memset(d, 0, sizeof(T) * j0 * C);
-                    copy_run(d + j0 * C, xn + (ih * g.w + iw0 + j0) * C, (j1 - j0) * C);
-                    if (j1 < g.kw) std::memset(d + j1 * C, 0, sizeof(T) * (g.kw - j1) * C);
-                }
-            }
+            for (int64_t ow = 0; ow < g.ow; ++ow, row += K) im2col_row(xn, g, oh, ow, row);
         }
     }
 }
@@ -311,11 +289,7 @@ void run_chunks(const Geom &g, const Plan &p, F &&body) {
 #pragma omp parallel num_threads(p.slots)
     {
         const int prev = blas_local(1);
-#ifdef _OPENMP
-        const int slot = omp_get_thread_num();
-#else
-        const int slot = 0;
-#endif
+        const int slot = thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), slot);
         if (prev > 0) blas_local(prev);

@@ -18,10 +18,6 @@
 #include <immintrin.h>
 #endif
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace mg {
 
 #if defined(__AVX512F__)
@@ -40,25 +36,6 @@ float *panel_scratch(int64_t n) {  // one per thread: the 12 gathered rows of co
         capacity = n + 16;
     }
     return reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(arena.get()) + 63) & ~uintptr_t(63));
-}
-
-// Row r of col for output pixel (n, oh, ow): for each kernel row i, the taps that fall in
-// the image are one contiguous run of NHWC memory; the rest is zero padding.
-void gather_row(const float *x, const ConvShape &s, int64_t n, int64_t oh, int64_t ow, float *d) {
-    const int64_t C = s.c, RC = s.kw * C;
-    const float *xn = x + n * s.h * s.w * C;
-    const int64_t iw0 = ow * s.sw - s.pw;
-    const int64_t j0 = std::max<int64_t>(0, -iw0), j1 = std::min<int64_t>(s.kw, s.w - iw0);
-    for (int64_t i = 0; i < s.kh; ++i, d += RC) {
-        const int64_t ih = oh * s.sh - s.ph + i;
-        if (ih < 0 || ih >= s.h || j1 <= j0) {
-            std::memset(d, 0, sizeof(float) * RC);
-            continue;
-        }
-        if (j0 > 0) std::memset(d, 0, sizeof(float) * j0 * C);
-        std::memcpy(d + j0 * C, xn + (ih * s.w + iw0 + j0) * C, sizeof(float) * (j1 - j0) * C);
-        if (j1 < s.kw) std::memset(d + j1 * C, 0, sizeof(float) * (s.kw - j1) * C);
-    }
 }
 
 // y[0:RT, m0:m0+32] = a (RT x K, row-major, lda K) @ wt[:, m0:m0+32]; rows >= `rows` not stored.
@@ -136,7 +113,7 @@ void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, fl
                 continue;
             }
             const int64_t r = r0 + q, n = r / P, p = r % P;
-            gather_row(x, s, n, p / s.ow, p % s.ow, a + q * K);
+            im2col_row(x + n * s.h * s.w * s.c, s, p / s.ow, p % s.ow, a + q * K);
         }
         for (int64_t m0 = 0; m0 < s.m; m0 += 32) micro_kernel(a, K, wt, s.m, m0, cnt, y + r0 * s.m);
     }
@@ -152,11 +129,7 @@ void direct_conv_backward_weight(const float *x, const ConvShape &s, const float
     std::unique_ptr<float[]> parts(new float[size_t(nt) * K * M]());
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num();
-#else
-        const int t = 0;
-#endif
+        const int t = thread_num();
         float *acc = parts.get() + t * K * M;
         float *a = panel_scratch(rb * K + RT);
         std::fill(a + rb * K, a + rb * K + RT, 0.f);  // the last k tile may read past its row
@@ -165,7 +138,7 @@ void direct_conv_backward_weight(const float *x, const ConvShape &s, const float
             const int64_t r0 = b * rb, cnt = std::min<int64_t>(rb, rows - r0);
             for (int64_t q = 0; q < cnt; ++q) {
                 const int64_t r = r0 + q, n = r / P, p = r % P;
-                gather_row(x, s, n, p / s.ow, p % s.ow, a + q * K);
+                im2col_row(x + n * s.h * s.w * s.c, s, p / s.ow, p % s.ow, a + q * K);
             }
             for (int64_t k0 = 0; k0 < K; k0 += RT)
                 for (int64_t m0 = 0; m0 < M; m0 += 32)

@@ -76,13 +76,9 @@ Arr<T> channel_sum(Arr<T> x, bool rows) {
     std::vector<double> part(size_t(nt * C), 0.0);
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num();
-#else
-        const int t = 0;
-#endif
+        const int t = thread_num(), nth = team_size();
         double *acc = part.data() + t * C;
-        for (int64_t r = n * t / nt; r < n * (t + 1) / nt; ++r) {
+        for (int64_t r = n * t / nth; r < n * (t + 1) / nth; ++r) {
             const T *xr = xd + r * C * S;
             if (rows) {
 #pragma omp simd
@@ -217,11 +213,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::option
         for (int64_t c = 0; c < C; ++c) shift[c] = R ? double(xd[c]) : 0.0;
 #pragma omp parallel num_threads(nt)
         {
-#ifdef _OPENMP
-            const int t = omp_get_thread_num();
-#else
-            const int t = 0;
-#endif
+            const int t = thread_num();
             double *sum = part.data() + 2 * t * C, *sq = sum + C;
             const double *k = shift.data();
             for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
@@ -275,11 +267,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward_nhwc(Arr<T> x, std::optional<Arr<
         std::vector<double> part(size_t(2 * nt * C), 0.0);
 #pragma omp parallel num_threads(nt)
         {
-#ifdef _OPENMP
-            const int t = omp_get_thread_num();
-#else
-            const int t = 0;
-#endif
+            const int t = thread_num();
             double *sg = part.data() + 2 * t * C, *sgx = sg + C;
             for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
                 const T *xr = xd + r * C, *gr = gd + r * C;

@@ -1,6 +1,7 @@
 // Shared declarations of minigan's C++ kernels (one extension module, minigan._cpu).
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -36,6 +37,33 @@ struct ConvShape {
     int64_t n, c, h, w, m, kh, kw, sh, sw, ph, pw, oh, ow;
 };
 
+// dst[0:n] = src[0:n]: short runs (the C = 3 layers) inline, long ones through memcpy.
+template <typename T>
+inline void copy_run(T *__restrict d, const T *__restrict s, int64_t n) {
+    if (n * int64_t(sizeof(T)) <= 128) for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+    else std::memcpy(d, s, sizeof(T) * size_t(n));
+}
+
+// Row (oh, ow) of one sample's channels-last column matrix, d[(i, j, c)], K = kh*kw*C
+// values, from xn (H, W, C): the taps j of a kernel row read neighbouring pixels, so each
+// kernel row is one contiguous run of (valid taps) x C values, zeros where it hangs over
+// the padding. Shared by im2col (conv.cpp) and the direct conv's gathers (direct.cpp).
+template <typename T>
+inline void im2col_row(const T *xn, const ConvShape &s, int64_t oh, int64_t ow, T *d) {
+    const int64_t C = s.c, RC = s.kw * C, iw0 = ow * s.sw - s.pw;  // iw0: input column of tap 0
+    const int64_t j0 = iw0 < 0 ? -iw0 : 0, j1 = s.w - iw0 < s.kw ? s.w - iw0 : s.kw;
+    for (int64_t i = 0; i < s.kh; ++i, d += RC) {
+        const int64_t ih = oh * s.sh - s.ph + i;
+        if (ih < 0 || ih >= s.h || j1 <= j0) {
+            std::memset(d, 0, sizeof(T) * RC);
+            continue;
+        }
+        if (j0 > 0) std::memset(d, 0, sizeof(T) * j0 * C);
+        copy_run(d + j0 * C, xn + (ih * s.w + iw0 + j0) * C, (j1 - j0) * C);
+        if (j1 < s.kw) std::memset(d + j1 * C, 0, sizeof(T) * (s.kw - j1) * C);
+    }
+}
+
 // The direct (implicit-GEMM) float32 conv forward of direct.cpp: x (n, h, w, c) and
 // y (n, oh, ow, m) channels last, wt the weight as (kh, kw, c, m). Available where the
 // build has AVX-512; direct_conv_forward must not be called otherwise.
@@ -44,6 +72,8 @@ void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, fl
 // gw as (kh, kw, c, m) = the weight gradient, from x (n, h, w, c) and gy (n, oh, ow, m).
 void direct_conv_backward_weight(const float *x, const ConvShape &s, const float *gy, float *gw);
 
+int thread_num();   // this thread's index in its OpenMP team (0 outside one, or without OpenMP)
+int team_size();    // the threads of the current OpenMP team (1 outside one): split work by this
 int num_threads();  // the thread count that minigan.set_num_threads chose
 int team();         // threads for a loop here: num_threads(), or 1 inside a parallel region
 // team() for a loop over `work` elements, or 1 below a grain of 32K: a parallel region costs

@@ -11,6 +11,22 @@ static int g_threads = 1;
 
 int num_threads() { return g_threads; }
 
+int thread_num() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 int team() {
 #ifdef _OPENMP
     return omp_in_parallel() ? 1 : g_threads;

@@ -468,20 +468,36 @@ def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):
     gw = ref.conv2d_backward_weight(x, gy, wt.shape, (sh, sw), (ph, pw))
     x32, w32, gy32 = x.astype(np.float32), wt.astype(np.float32), gy.astype(np.float32)
     nhwc = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    # which primitives conv.cpp's rule (direct_for) gives the direct kernel for this shape; the
+    # profile's im2col/col2im phases show which path ran (the direct one builds no column matrix)
+    takes = {'forward': m <= 64,
+             'backward_data': (sh, sw) == (1, 1) and ph < kh and pw < kw and c <= 64,
+             'backward_weight': c * kh * kw * m < 2 ** 17}
+    calls = {
+        'forward': [lambda: ext.conv2d_forward(x32, w32, sh, sw, ph, pw),
+                    lambda: ext.conv2d_forward(nhwc(x32), w32, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2)],
+        'backward_data': [lambda: ext.conv2d_backward_data(gy32, w32, h, w, sh, sw, ph, pw),
+                          lambda: ext.conv2d_backward_data(nhwc(gy32), w32, h, w, sh, sw, ph, pw, True,
+                                                           True).transpose(0, 3, 1, 2)],
+        'backward_weight': [lambda: ext.conv2d_backward_weight(x32, gy32, kh, kw, sh, sw, ph, pw),
+                            lambda: ext.conv2d_backward_weight(nhwc(x32), nhwc(gy32), kh, kw, sh, sw, ph, pw,
+                                                               True, True)]}
     saved = cpu_ext.get_num_threads()
     try:
         mg.set_num_threads(threads)
-        results = {}
+        results = {True: [], False: []}
         for direct in (True, False):
             ext.set_direct(direct)
-            results[direct] = [
-                ext.conv2d_forward(x32, w32, sh, sw, ph, pw),
-                ext.conv2d_forward(nhwc(x32), w32, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2),
-                ext.conv2d_backward_data(gy32, w32, h, w, sh, sw, ph, pw),
-                ext.conv2d_backward_data(nhwc(gy32), w32, h, w, sh, sw, ph, pw, True, True).transpose(0, 3, 1, 2),
-                ext.conv2d_backward_weight(x32, gy32, kh, kw, sh, sw, ph, pw),
-                ext.conv2d_backward_weight(nhwc(x32), nhwc(gy32), kh, kw, sh, sw, ph, pw, True, True)]
+            for prim, fns in calls.items():
+                for f in fns:
+                    ext.set_profile(True)
+                    results[direct].append(f())
+                    phases = ext.profile()
+                    ext.set_profile(False)
+                    built_columns = phases['im2col'] + phases['col2im'] > 0
+                    assert built_columns != (direct and takes[prim]), (prim, direct, phases)
     finally:
+        ext.set_profile(False)
         ext.set_direct(True)
         mg.set_num_threads(saved)
     for direct in (True, False):
