@@ -57,7 +57,7 @@ class Function:
         for x in inputs:
             if x is not None and not isinstance(x, Tensor):
                 raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
-        ys = self.forward(*[None if x is None else x.data for x in inputs])
+        ys = self.forward(*[None if x is None else x.array for x in inputs])
         single = not isinstance(ys, tuple)
         outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
         if _grad_enabled and any(x is not None and x.requires_grad for x in inputs):
@@ -70,7 +70,7 @@ class Function:
                     y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
             self._outputs = tuple(weakref.ref(y) for y in outputs)
             # enough to build a zero gradient for an output that was dropped before backward
-            self._output_specs = tuple((y.shape, y.dtype, type(y.data)) for y in outputs)
+            self._output_specs = tuple((y.shape, y.dtype, type(y.array)) for y in outputs)
         return outputs[0] if single else outputs
 
     def output(self, i=0):
@@ -230,10 +230,10 @@ def _default_grad_outputs(outputs, grad_outputs):
             raise RuntimeError(f'output {i} does not require grad and has no graph: '
                                'did you compute it under no_grad() or from detached tensors?')
         if g is None:
-            if y.data.size != 1:
+            if y.array.size != 1:
                 raise RuntimeError(f'output {i} has shape {y.shape}: a gradient can be implied only for '
                                    'a single-element output; pass grad_outputs (or backward(grad))')
-            g = Tensor(backend.get_array_module(y.data).ones_like(y.data))   # ones, even where y is inf/nan
+            g = Tensor(backend.get_array_module(y.array).ones_like(y.array))   # ones, even where y is inf/nan
         elif not isinstance(g, Tensor):               # arrays and numbers take the output's dtype and device
             g = Tensor(backend.to_device(np.asarray(backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g,
                                                     dtype=y.dtype), y.device))

@@ -30,7 +30,7 @@ def _encode(obj, arrays):
     from .tensor import Tensor
     if isinstance(obj, Tensor):
         key = f'a{len(arrays)}'
-        arrays[key] = np.asarray(backend.to_device(obj.data, 'cpu'))
+        arrays[key] = np.asarray(backend.to_device(obj.array, 'cpu'))
         return {'__tensor__': key}
     if isinstance(obj, np.ndarray) or backend.is_cupy_array(obj):
         key = f'a{len(arrays)}'

@@ -76,7 +76,7 @@ class GraphCaptureError(RuntimeError):
 
 def _device_array(what, value):
     """The CuPy array of a CUDA tensor or of a CuPy array; a TypeError naming the fix otherwise."""
-    data = value.data if isinstance(value, Tensor) else value
+    data = value.array if isinstance(value, Tensor) else value
     if is_cupy_array(data):
         return data
     if isinstance(value, Tensor):
@@ -102,7 +102,7 @@ def _cupy_with_graphs():
 class GraphedStep:
     """A step captured as a CUDA graph; call it with the next inputs to replay it.
 
-        graphed = GraphedStep(step_fn, [x, y], preserve=[w.data for w in weights])
+        graphed = GraphedStep(step_fn, [x, y], preserve=[w.array for w in weights])
         out = graphed(next_x, next_y)       # the step's outputs: device Tensors, rewritten by each call
 
     step_fn(*inputs) takes minigan Tensors (wrapping the static input buffers) and returns a Tensor
@@ -190,7 +190,7 @@ def _abandon_capture(stream):
 
 def _output_tensor(i, value):
     """Output i of the step as a Tensor cut from the graph (its array is what each replay rewrites)."""
-    data = value.data if isinstance(value, Tensor) else value
+    data = value.array if isinstance(value, Tensor) else value
     if not is_cupy_array(data):
         raise TypeError(f'output {i} of the step is a {type(value).__name__}; a captured step returns device '
                         'Tensors or CuPy arrays (a Python number would have needed the host)')
@@ -280,8 +280,8 @@ class _DeviceAdam:
         """(exp_avg, exp_avg_sq) of p in the optimizer's state, made as Adam makes them on first use."""
         state = self.opt.state.setdefault(id(p), {})
         if not state:
-            xp = get_array_module(p.data)
-            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+            xp = get_array_module(p.array)
+            state.update(step=0, exp_avg=xp.zeros_like(p.array), exp_avg_sq=xp.zeros_like(p.array))
         for key in ('exp_avg', 'exp_avg_sq'):
             a = _device_array(f'{self.name}: the state {key!r} of a parameter of shape {p.shape}', state[key])
             if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous:
@@ -298,7 +298,7 @@ class _DeviceAdam:
                 continue
             (beta1, beta2), eps, wd = self.fixed[i]
             m, v = self.moments[i]
-            adam_update(p.data, g.data.astype(p.dtype, copy=False), m, v, self.scalars[i], ok, beta1, beta2,
+            adam_update(p.array, g.array.astype(p.dtype, copy=False), m, v, self.scalars[i], ok, beta1, beta2,
                         eps, wd, self.opt._decoupled)
             self.updated.append(i)
 
@@ -364,8 +364,8 @@ def _check_trainer(trainer, batch_size):
 
 def _mean_sigmoid(logits):
     """mean sigmoid(logits) on the device in float64, as GANTrainer reports D(x) (tanh form: no overflow)."""
-    xp = get_array_module(logits.data)
-    return (0.5 * (1.0 + xp.tanh(0.5 * logits.data.astype(xp.float64)))).mean()
+    xp = get_array_module(logits.array)
+    return (0.5 * (1.0 + xp.tanh(0.5 * logits.array.astype(xp.float64)))).mean()
 
 
 class GraphedGANStep:
@@ -392,7 +392,7 @@ class GraphedGANStep:
         self.adam_g = _DeviceAdam(trainer.opt_g, 'opt_g')
         G, D = trainer.G, trainer.D
         tensors = list(G.parameters()) + list(D.parameters()) + list(G.buffers()) + list(D.buffers())
-        self._bound = [(t, t.data) for t in tensors if t is not None]
+        self._bound = [(t, t.array) for t in tensors if t is not None]
         dtype = trainer.g_params[0].dtype
         real = cp.zeros((self.batch_size, G.nc, G.image_size, G.image_size), dtype=dtype)
         z = cp.zeros((self.batch_size, trainer.nz, 1, 1), dtype=dtype)
@@ -410,13 +410,13 @@ class GraphedGANStep:
             d_real = t.critic(real)
             d_fake = t.critic(fake.detach())
             loss_d = losses.dcgan_d_loss(d_real, d_fake)
-            ok_d = xp.isfinite(loss_d.data)
+            ok_d = xp.isfinite(loss_d.array)
             self.adam_d.update(autograd.grad([loss_d], t.d_params, allow_unused=True), ok_d)
             d_fake2 = t.critic(fake)                   # D after its step, on the same fakes
             loss_g = losses.dcgan_g_loss(d_fake2)
-            ok_g = ok_d & xp.isfinite(loss_g.data)
+            ok_g = ok_d & xp.isfinite(loss_g.array)
             self.adam_g.update(autograd.grad([loss_g], t.g_params, allow_unused=True), ok_g)
-        return xp.stack([loss_d.data.astype(xp.float64), loss_g.data.astype(xp.float64),
+        return xp.stack([loss_d.array.astype(xp.float64), loss_g.array.astype(xp.float64),
                          _mean_sigmoid(d_real), _mean_sigmoid(d_fake), _mean_sigmoid(d_fake2)])
 
     def _prepare(self):
@@ -426,12 +426,12 @@ class GraphedGANStep:
         restores G's buffers by assignment; Optimizer.load_state_dict replaces the state): the new
         values are copied into the array the graph uses, which goes back into the tensor."""
         for t, captured in self._bound:
-            if t.data is not captured:
-                if tuple(t.data.shape) != captured.shape:
+            if t.array is not captured:
+                if tuple(t.array.shape) != captured.shape:
                     raise ValueError(f'a tensor of the graphed models changed shape from {captured.shape} '
-                                     f'to {tuple(t.data.shape)}: capture a new graph')
-                captured[...] = cupy_or_raise().asarray(t.data).astype(captured.dtype, copy=False)
-                t.data = captured
+                                     f'to {tuple(t.array.shape)}: capture a new graph')
+                captured[...] = cupy_or_raise().asarray(t.array).astype(captured.dtype, copy=False)
+                t.array = captured
         self.adam_d.prepare()
         self.adam_g.prepare()
 

@@ -55,7 +55,7 @@ def _model_device(model):
 
 def _as_float_batch(images, device):
     """uint8 images -> float32 in [-1, 1]; float images are taken to be in [-1, 1] already."""
-    a = images.data if isinstance(images, mg.Tensor) else images
+    a = images.array if isinstance(images, mg.Tensor) else images
     a = a.astype(np.float32) / 127.5 - 1 if a.dtype == np.uint8 else a.astype(np.float32, copy=False)
     return mg.tensor(a, device=device)
 
@@ -118,7 +118,7 @@ def sample_generator(G, n, batch_size=500, seed=0, nz=None, mode='batch'):
     nz = latent_size(G) if nz is None else nz
     device = _model_device(G)
     rng = np.random.default_rng(seed)
-    saved = [(b, b.data.copy()) for b in G.buffers()]
+    saved = [(b, b.array.copy()) for b in G.buffers()]
     was_training = G.training
     G.train(mode == 'batch')
     out = []
@@ -130,7 +130,7 @@ def sample_generator(G, n, batch_size=500, seed=0, nz=None, mode='batch'):
                 out.append(G(z).numpy().astype(np.float32))
     finally:
         for buf, data in saved:
-            buf.data = data
+            buf.array = data
         G.train(was_training)
     return np.concatenate(out)
 

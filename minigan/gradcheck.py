@@ -22,7 +22,7 @@ def _as_list(y):
 def _scalar(fn, inputs, us):
     with no_grad():
         ys = _as_list(fn(*inputs))
-    return float(sum(float((y.data * u.data).sum()) for y, u in zip(ys, us) if y is not None))
+    return float(sum(float((y.array * u.array).sum()) for y, u in zip(ys, us) if y is not None))
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, max_elements=400, directions=20,
@@ -47,12 +47,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, max_elements=4
     if not pairs:
         raise GradcheckError('gradcheck: no output depends on an input that requires grad')
     analytic = grad([y for y, _ in pairs], [inputs[i] for i in checked],
-                    [Tensor(u.data.astype(y.dtype)) for y, u in pairs], allow_unused=True)
+                    [Tensor(u.array.astype(y.dtype)) for y, u in pairs], allow_unused=True)
     ok = True
     for k, i in enumerate(checked):
         x = inputs[i]
         a = np.zeros(x.shape) if analytic[k] is None else np.asarray(analytic[k].numpy(), dtype=np.float64)
-        data = x.data
+        data = x.array
         if data.size <= max_elements:           # every element: numeric dL/dx[j]
             num = np.empty(data.size)
             for j in range(data.size):          # index in place: data may be a non-contiguous view

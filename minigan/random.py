@@ -64,11 +64,11 @@ def full(shape, value, dtype=np.float32, device=None, requires_grad=False):
 
 
 def zeros_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.data).zeros_like(x.data), requires_grad=requires_grad)
+    return Tensor(backend.get_array_module(x.array).zeros_like(x.array), requires_grad=requires_grad)
 
 
 def ones_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.data).ones_like(x.data), requires_grad=requires_grad)
+    return Tensor(backend.get_array_module(x.array).ones_like(x.array), requires_grad=requires_grad)
 
 
 def randn_like(x, requires_grad=False):

@@ -21,7 +21,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         if not hasattr(data, 'dtype') or isinstance(data, np.generic):
             data = np.asarray(data)          # always an array (NumPy reductions return scalars)
-        self.data = data
+        self.array = data
         self.grad = None
         self.creator = None
         self.generation = 0
@@ -30,21 +30,31 @@ class Tensor:
             self.requires_grad_()
 
     # ---- what it is ----------------------------------------------------
-    shape = property(lambda self: tuple(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: tuple(self.array.shape))
+    dtype = property(lambda self: self.array.dtype)
+    ndim = property(lambda self: self.array.ndim)
+    device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self.creator is None)
     T = property(lambda self: self.transpose())
+
+    # .array is the raw NumPy/CuPy array; .data is PyTorch's: a detached Tensor sharing that array,
+    # so `p.data.normal_(0, 0.02)` or `p.data = t` change p without recording a graph
+    @property
+    def data(self):
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value):
+        self.array = value.array if isinstance(value, Tensor) else value
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __len__(self):
-        return len(self.data)
+        return len(self.array)
 
     def __repr__(self):
         extra = f', device={self.device}' if self.device != 'cpu' else ''
@@ -55,16 +65,16 @@ class Tensor:
     # ---- conversions ---------------------------------------------------
     def numpy(self):
         """A host NumPy copy of the data."""
-        return np.array(backend.to_device(self.data, 'cpu'), copy=True)
+        return np.array(backend.to_device(self.array, 'cpu'), copy=True)
 
     def __array__(self, dtype=None, copy=None):
-        a = backend.to_device(self.data, 'cpu')
+        a = backend.to_device(self.array, 'cpu')
         return a if dtype is None else a.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f'item() needs a single-element tensor, this one has shape {self.shape}')
-        return self.data.reshape(()).item()
+        return self.array.reshape(()).item()
 
     def __float__(self):
         return float(self.item())
@@ -104,10 +114,10 @@ class Tensor:
     # ---- autograd ------------------------------------------------------
     def detach(self):
         """The same data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in 'fc':
+        if requires_grad and self.array.dtype.kind not in 'fc':
             raise RequiresGradDtypeError(f'only floating-point tensors can require grad, this one is '
                                          f'{self.dtype}: make it float first, e.g. x.float()')
         if not requires_grad and self.creator is not None:
@@ -126,15 +136,15 @@ class Tensor:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
             elif leaf.grad is not None and getattr(leaf.grad, '_made_by_backward', False) \
                     and leaf.grad.shape == g.shape and leaf.grad.dtype == g.dtype:
-                leaf.grad.data += g.data     # into the array an earlier backward made: no new array
+                leaf.grad.array += g.array     # into the array an earlier backward made: no new array
             else:
                 # .grad gets its own writable array: the engine's gradient may be a read-only
                 # broadcast view, or shared with another leaf or with the caller's `grad`
-                leaf.grad = Tensor(g.data.copy()) if leaf.grad is None else leaf.grad + g
+                leaf.grad = Tensor(g.array.copy()) if leaf.grad is None else leaf.grad + g
                 leaf.grad._made_by_backward = True
 
     def zero_(self):
-        self.data[...] = 0
+        self.array[...] = 0
         return self
 
     # ---- arithmetic ----------------------------------------------------
@@ -156,8 +166,8 @@ class Tensor:
 
     # comparisons give boolean tensors that carry no gradient
     def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
+        other = other.array if isinstance(other, Tensor) else other
+        return Tensor(op(self.array, other))
 
     def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
     def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
@@ -172,8 +182,8 @@ class Tensor:
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError('in-place assignment into a tensor that requires grad would corrupt its '
                                'gradient: build a new tensor, or assign under mg.no_grad()')
-        index = index.data if isinstance(index, Tensor) else index
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        index = index.array if isinstance(index, Tensor) else index
+        self.array[index] = value.array if isinstance(value, Tensor) else value
 
     # ---- methods -------------------------------------------------------
     def exp(self): return F.exp(self)
@@ -203,8 +213,8 @@ class Tensor:
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         axis = _axis(axis, dim)
-        xp = backend.get_array_module(self.data)
-        out = xp.argmax(self.data, axis=axis)
+        xp = backend.get_array_module(self.array)
+        out = xp.argmax(self.array, axis=axis)
         return Tensor(xp.expand_dims(out, axis) if _keep(keepdims, keepdim) and axis is not None else out)
 
     def reshape(self, *shape): return F.reshape(self, _shape_args(shape))
@@ -246,7 +256,7 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new leaf tensor. NumPy arrays keep their dtype; Python floats become
     float32 and Python ints int64, as in PyTorch."""
     if isinstance(data, Tensor):
-        arr = data.data.copy()
+        arr = data.array.copy()
     elif hasattr(data, 'dtype') and hasattr(data, 'shape'):
         arr = data.copy()
     else:
@@ -271,7 +281,7 @@ def as_tensor(value, like=None):
     if isinstance(value, Tensor):
         return value
     if like is not None:
-        xp = backend.get_array_module(like.data)
+        xp = backend.get_array_module(like.array)
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             if like.dtype.kind == 'f' or isinstance(value, numbers.Integral):
                 return Tensor(xp.asarray(value, dtype=like.dtype))

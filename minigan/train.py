@@ -276,7 +276,7 @@ def build_classifier(cfg, nc, n_classes):
 
 def generate(G, z, chunk=None):
     """G(z) with batch statistics, without a graph and without touching G's running statistics."""
-    saved = [(b, b.data.copy()) for b in G.buffers()]
+    saved = [(b, b.array.copy()) for b in G.buffers()]
     was_training = G.training
     G.train()
     try:
@@ -284,7 +284,7 @@ def generate(G, z, chunk=None):
             out = G(z)
     finally:
         for b, data in saved:
-            b.data = data
+            b.array = data
         G.train(was_training)
     return out
 
@@ -540,8 +540,8 @@ class Run:
         nets = [self.G, self.D] if self.gan else [self.net]
         for net in nets:
             for name, p in net.named_parameters():
-                xp = backend.get_array_module(p.data)
-                if not bool(xp.isfinite(p.data).all()):
+                xp = backend.get_array_module(p.array)
+                if not bool(xp.isfinite(p.array).all()):
                     raise NonFiniteLoss(f'weight {name}', 'not finite')
 
     def save_checkpoint(self, epoch_file=False):

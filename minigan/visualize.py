@@ -96,7 +96,7 @@ def _select(scores, classes):
     if classes.min() < 0 or classes.max() >= k:
         raise ValueError(f'class index out of range: the model has {k} score(s), asked for '
                          f'{classes.min()}..{classes.max()} (a discriminator has one score, class 0)')
-    xp = get_array_module(scores.data)
+    xp = get_array_module(scores.array)
     onehot = mg.Tensor(xp.asarray(np.eye(k, dtype=np.float64)[classes]).astype(scores.dtype))
     return (scores * onehot).sum()
 
@@ -149,7 +149,7 @@ def _ascend(objective, shape, steps, lr, l2, jitter, blur_every, blur_sigma, see
     """Gradient ascent on objective(x) - l2 |x|^2 over images x in [-1, 1]."""
     rng = np.random.default_rng(seed)
     x = (rng.normal(0, 0.1, shape) if init is None else np.asarray(init, np.float64)).astype(np.float32)
-    xp_x = mg.tensor(x, device=device).data
+    xp_x = mg.tensor(x, device=device).array
     xp = get_array_module(xp_x)
     for step in range(steps):
         dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0))
@@ -157,7 +157,7 @@ def _ascend(objective, shape, steps, lr, l2, jitter, blur_every, blur_sigma, see
         with mg.enable_grad():
             value = objective(shifted) - l2 * (shifted * shifted).sum()
             g, = mg.grad([value], [shifted])
-        g = xp.roll(g.data, (-int(dy), -int(dx)), axis=(2, 3))
+        g = xp.roll(g.array, (-int(dy), -int(dx)), axis=(2, 3))
         scale = xp.abs(g).mean(axis=(1, 2, 3), keepdims=True) + 1e-12     # a step of the same size for every image
         xp_x = xp_x + lr * g / scale
         if blur_every and blur_sigma and (step + 1) % blur_every == 0 and step + 1 < steps:

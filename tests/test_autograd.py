@@ -100,7 +100,7 @@ def test_leaf_grad_is_a_private_writable_array():
     b = mg.tensor(rand(3, 6), requires_grad=True)
     g = mg.tensor(np.ones(3))
     (a + b).backward(g)
-    a.grad.data += 1
+    a.grad.array += 1
     close(b.grad, np.ones(3))
     close(g, np.ones(3))
     w = mg.tensor(rand((2, 3), 7), requires_grad=True)
@@ -480,7 +480,7 @@ def test_no_memory_growth_over_many_training_steps():
         (loss + (g * g).sum()).backward()
         with mg.no_grad():
             for p in (w1, w2):
-                p.data -= 0.01 * p.grad.data
+                p.array -= 0.01 * p.grad.array
                 p.grad = None
         return loss
 

@@ -246,7 +246,7 @@ def test_graphed_step_replays_on_new_inputs_and_its_warm_up_leaves_no_trace():
     w = cp.zeros(3, np.float32)
 
     def step(x):                                   # an in-place update, as an optimizer's
-        cp.add(w, x.data, out=w)
+        cp.add(w, x.array, out=w)
         return Tensor(w * 2)
 
     graphed = GraphedStep(step, [cp.ones(3, np.float32)], preserve=[w], warmup=2)

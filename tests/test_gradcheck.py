@@ -38,7 +38,7 @@ class ConstantSlopeSquare(Function):
         return x * x
 
     def backward(self, gy):
-        return gy * Tensor(2 * self.inputs[0].data)
+        return gy * Tensor(2 * self.inputs[0].array)
 
 
 def test_passes_correct_ops(device):
@@ -115,7 +115,7 @@ def test_gradgradcheck_catches_a_wrong_second_derivative(device):
 def test_non_contiguous_input_is_perturbed_in_place():
     base = np.random.default_rng(9).standard_normal((4, 3))
     x = Tensor(base.T, requires_grad=True)                          # a transposed view
-    assert not x.data.flags.c_contiguous
+    assert not x.array.flags.c_contiguous
     assert mg.gradcheck(lambda a: (a * a).exp(), [x])
     np.testing.assert_array_equal(x.numpy(), base.T)                # left as it was
 

@@ -141,10 +141,10 @@ def _compare(name, mode, dtype, device, direction, rtol, kw=None):
         with mg.no_grad():
             for mod in m.modules():
                 if type(mod).__name__ == 'BatchNorm2d':
-                    mod.weight.data[...] = rng.normal(1.0, 0.2, mod.weight.shape)
-                    mod.bias.data[...] = rng.normal(0.0, 0.2, mod.bias.shape)
-                    mod.running_mean.data[...] = rng.normal(0.0, 0.1, mod.running_mean.shape)
-                    mod.running_var.data[...] = rng.uniform(0.5, 1.5, mod.running_var.shape)
+                    mod.weight.array[...] = rng.normal(1.0, 0.2, mod.weight.shape)
+                    mod.bias.array[...] = rng.normal(0.0, 0.2, mod.bias.shape)
+                    mod.running_mean.array[...] = rng.normal(0.0, 0.1, mod.running_mean.shape)
+                    mod.running_var.array[...] = rng.uniform(0.5, 1.5, mod.running_var.shape)
         t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
     m.to(device)
     m.train(mode == 'train')

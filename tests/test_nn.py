@@ -185,9 +185,9 @@ def test_load_state_dict_copies_and_accepts_tensors():
     w_id = id(dst.weight)
     dst.load_state_dict({'weight': src.weight, 'bias': src.bias})    # minigan Tensors
     np.testing.assert_array_equal(dst.weight.numpy(), src.weight.numpy())
-    assert id(dst.weight) == w_id and dst.weight.data is not src.weight.data
+    assert id(dst.weight) == w_id and dst.weight.array is not src.weight.array
     with mg.no_grad():
-        src.weight.data[...] = 0
+        src.weight.array[...] = 0
     assert np.all(dst.weight.numpy() != 0)                         # not aliased
     arr = np.random.default_rng(0).standard_normal((3, 4))         # float64 into float32
     dst.load_state_dict({'weight': arr, 'bias': np.zeros(3)})
@@ -269,8 +269,8 @@ def test_batchnorm_defaults_match_torch():
 def test_init_functions_std(fn, shape, expected_std, device):
     mg.manual_seed(2)
     t = mg.zeros(*shape, device=device)
-    data_id = id(t.data)
-    assert fn(t) is t and id(t.data) == data_id            # in place
+    data_id = id(t.array)
+    assert fn(t) is t and id(t.array) == data_id            # in place
     a = t.numpy()
     n = a.size
     assert abs(a.std() - expected_std) < 6 * expected_std / math.sqrt(n)
@@ -468,7 +468,7 @@ def test_load_torch_state_dict_directly_and_copy_module():
     for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         assert_state_equal(clone, t)
         assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight.requires_grad
-        assert clone[0].weight.data is not m[0].weight.data
+        assert clone[0].weight.array is not m[0].weight.array
     x = np.random.default_rng(11).standard_normal((2, 2, 4, 4)).astype(np.float32)
     m.eval()
     t.eval()

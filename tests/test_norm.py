@@ -160,13 +160,13 @@ def test_running_stats_after_several_calls(shape, dtype, device):
     rm, rv = mg.zeros(shape[1], dtype=dtype, device=device), mg.ones(shape[1], dtype=dtype, device=device)
     rm_t, rv_t = torch.zeros(shape[1], dtype=getattr(torch, np.dtype(dtype).name)), \
         torch.ones(shape[1], dtype=getattr(torch, np.dtype(dtype).name))
-    arrays = rm.data, rv.data
+    arrays = rm.array, rv.array
     rng = np.random.default_rng(8)
     for step in range(5):
         x = (rng.uniform(0.5, 3) * rng.standard_normal(shape) + rng.uniform(-2, 2)).astype(dtype)
         F.batch_norm(mg.tensor(x, device=device), rm, rv, None, None, True, momentum=0.3)
         torch.nn.functional.batch_norm(torch.tensor(x), rm_t, rv_t, None, None, True, momentum=0.3)
-    assert rm.data is arrays[0] and rv.data is arrays[1]           # updated in place
+    assert rm.array is arrays[0] and rv.array is arrays[1]           # updated in place
     assert_close(rm, rm_t, dtype)
     assert_close(rv, rv_t, dtype)
     x = (2 * rng.standard_normal(shape)).astype(dtype)

@@ -82,13 +82,13 @@ class Pair:
 @pytest.mark.parametrize('name,kw', CONFIGS, ids=IDS)
 def test_ten_steps_match_torch_float64(name, kw, device):
     pair = Pair(name, kw, np.float64, device)
-    data_ids = [id(p.data) for p in pair.mp]
+    data_ids = [id(p.array) for p in pair.mp]
     for step in range(10):
         pair.step_minigan()
         pair.step_torch()
         pair.assert_close(1e-6, f'after step {step + 1}')
     # the update is in place: the Parameter objects keep their arrays
-    assert [id(p.data) for p in pair.mp] == data_ids
+    assert [id(p.array) for p in pair.mp] == data_ids
     # and the weights did move
     assert not np.allclose(to_numpy(pair.mp[0]), make_problem(0, np.float64)['W'])
 

@@ -25,7 +25,7 @@ def test_python_values_follow_torch(data):
     x, t = mg.tensor(data), torch.tensor(data)
     assert str(x.dtype) == str(t.dtype).replace('torch.', '')
     assert x.shape == tuple(t.shape)
-    assert isinstance(x.data, np.ndarray)         # always an array, never a NumPy scalar
+    assert isinstance(x.array, np.ndarray)         # always an array, never a NumPy scalar
     np.testing.assert_array_equal(x.numpy(), t.numpy())
 
 
@@ -41,7 +41,7 @@ def test_tensor_copies_its_input():
     a[0] = 5
     assert x.numpy()[0] == 1
     y = mg.tensor(x)
-    x.data[1] = 7
+    x.array[1] = 7
     assert y.numpy()[1] == 1
 
 
@@ -71,7 +71,7 @@ def test_shape_dtype_device_numpy():
     assert x.dtype == np.float64 and x.device == 'cpu' and x.ndim == 3 and x.numel() == 24
     assert len(x) == 2 and x.size() == (2, 3, 4) and x.size(1) == 3
     n = x.numpy()
-    assert isinstance(n, np.ndarray) and not np.shares_memory(n, x.data)   # a copy
+    assert isinstance(n, np.ndarray) and not np.shares_memory(n, x.array)   # a copy
     n[0] = 0
     np.testing.assert_array_equal(x.numpy(), a)
     assert x.grad is None and x.is_leaf and x.requires_grad

@@ -17,7 +17,7 @@ os.umask(_UMASK)                                  # read the umask once, at impo
 
 
 def _host_array(images):
-    data = getattr(images, 'data', images)          # a minigan Tensor holds its array in .data
+    data = getattr(images, 'array', images)         # a minigan Tensor holds its raw array in .array
     if hasattr(data, 'get') and type(data).__module__.startswith('cupy'):
         data = data.get()
     return np.asarray(data)

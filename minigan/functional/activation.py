@@ -28,7 +28,7 @@ class ReLU(Function):
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):                      # dy = [x > 0] dx  (the mask is a constant)
-        x = self.inputs[0].data
+        x = self.inputs[0].array
         if dispatch.kernel('leaky_relu_grad', x) is not None:
             return LeakyReLUGrad(x, 0.0)(gy)
         return gy * Tensor((x > 0).astype(x.dtype))
@@ -45,7 +45,7 @@ class LeakyReLU(Function):
         return get_array_module(x).where(x > 0, x, x * x.dtype.type(self.slope))
 
     def backward(self, gy):                      # dy = (1 if x > 0 else slope) dx
-        x = self.inputs[0].data
+        x = self.inputs[0].array
         if dispatch.kernel('leaky_relu_grad', x) is not None:
             return LeakyReLUGrad(x, self.slope)(gy)
         xp = get_array_module(x)

@@ -57,7 +57,7 @@ def _target_like(target, x, op):
 def _labels(labels, n, classes, device, op):
     """Class-index labels as an int64 array on `device`, checked against (N,) and [0, classes)."""
     if isinstance(labels, Tensor):
-        labels = labels.data
+        labels = labels.array
     elif not hasattr(labels, 'dtype'):
         labels = np.asarray(labels)
     if labels.dtype.kind not in 'iu':
@@ -109,7 +109,7 @@ def binary_cross_entropy(probs, targets, reduction='mean'):
     _check_input(probs, 'binary_cross_entropy', 'probs')
     _check_reduction(reduction, 'binary_cross_entropy')
     targets = _target_like(targets, probs, 'binary_cross_entropy')
-    if probs.numel() and (float(probs.data.min()) < 0 or float(probs.data.max()) > 1):
+    if probs.numel() and (float(probs.array.min()) < 0 or float(probs.array.max()) > 1):
         raise ValueError('binary_cross_entropy: all elements of input should be between 0 and 1 '
                          '(pass logits to binary_cross_entropy_with_logits instead)')
     log_p, log_q = _clamped_log(probs), _clamped_log(1 - probs)
@@ -118,7 +118,7 @@ def binary_cross_entropy(probs, targets, reduction='mean'):
 
 def _clamped_log(p):
     """log(p) clamped below at -100 (torch's BCE rule); gradient 0 in the clamped region, never NaN."""
-    tiny = (p.data < p.dtype.type(np.exp(-100))).astype(p.dtype)
+    tiny = (p.array < p.dtype.type(np.exp(-100))).astype(p.dtype)
     mask = Tensor(tiny)                          # 1 where log(p) < -100: log is taken of 1 there instead
     return log(p * (1 - mask) + mask) - 100 * mask
 

@@ -121,7 +121,7 @@ class Abs(Function):
 
     def backward(self, gy):                      # d|x| = sign(x) dx  (0 at x = 0, as PyTorch)
         x = self.inputs[0]
-        return gy * Tensor(get_array_module(x.data).sign(x.data))
+        return gy * Tensor(get_array_module(x.array).sign(x.array))
 
 
 class Clamp(Function):
@@ -132,7 +132,7 @@ class Clamp(Function):
         return get_array_module(x).clip(x, self.lo, self.hi)
 
     def backward(self, gy):                      # dy = dx where lo <= x <= hi, else 0
-        x = self.inputs[0].data
+        x = self.inputs[0].array
         inside = (x >= (self.lo if self.lo is not None else -np.inf)) & \
                  (x <= (self.hi if self.hi is not None else np.inf))
         return gy * Tensor(inside.astype(x.dtype))

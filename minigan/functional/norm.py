@@ -196,6 +196,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     elif running_mean is None or running_var is None:
         raise ValueError('batch_norm in eval mode (training=False) needs running_mean and running_var')
     fn = BatchNorm(bool(training), float(momentum), float(eps),
-                   None if running_mean is None else running_mean.data,
-                   None if running_var is None else running_var.data)
+                   None if running_mean is None else running_mean.array,
+                   None if running_var is None else running_var.array)
     return fn(x, weight, bias)

@@ -49,7 +49,7 @@ class Max(Function):
     def backward(self, gy):                      # gy goes to the maxima, split evenly between ties
         x = self.inputs[0]
         kept = _kept_shape(x.shape, self.axes)
-        hit = x.data == self.output().data.reshape(kept)
+        hit = x.array == self.output().array.reshape(kept)
         share = hit / hit.sum(axis=self.axes, keepdims=True)
         return broadcast_to(reshape(gy, kept), x.shape) * Tensor(share.astype(x.dtype))
 

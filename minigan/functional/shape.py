@@ -115,7 +115,7 @@ def _raw_index(index):
         return tuple(_raw_index(i) for i in index)
     if isinstance(index, list):
         return np.asarray(index)
-    return index.data if isinstance(index, Tensor) else index
+    return index.array if isinstance(index, Tensor) else index
 
 
 class GetItem(Function):

@@ -21,7 +21,7 @@ from .. import random as mgr
 
 
 def _bce_logits(logits, target_value):
-    xp = get_array_module(logits.data)
+    xp = get_array_module(logits.array)
     target = Tensor(xp.full(logits.shape, target_value, dtype=logits.dtype))   # a constant like the logits
     return F.binary_cross_entropy_with_logits(logits, target)
 

@@ -92,7 +92,7 @@ class GANTrainer:
         c = self.clip_value
         with no_grad():
             for p in self.d_params:
-                p.data[...] = p.data.clip(-c, c)
+                p.array[...] = p.array.clip(-c, c)
 
     # ---- one generator iteration per algorithm -----------------------------------------
     def step(self, source, step_index=0):

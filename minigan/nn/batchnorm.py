@@ -50,7 +50,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data[...] = 0
+            self.num_batches_tracked.array[...] = 0
 
     def reset_parameters(self):
         self.reset_running_stats()
@@ -67,7 +67,7 @@ class _BatchNorm(Module):
                              f'{self.num_features} channels in dim 1, got shape {x.shape}')
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             if self.momentum is None:                  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.item())
         use_batch_stats = self.training or self.running_mean is None

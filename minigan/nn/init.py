@@ -17,7 +17,7 @@ def _fill(tensor, values):
     if not isinstance(tensor, Tensor):
         raise TypeError(f'init functions take a minigan Tensor, got {type(tensor).__name__}')
     values = np.asarray(values)
-    tensor.data[...] = backend.to_device(values.astype(tensor.dtype, copy=False), tensor.device)
+    tensor.array[...] = backend.to_device(values.astype(tensor.dtype, copy=False), tensor.device)
     return tensor
 
 

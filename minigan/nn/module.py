@@ -22,7 +22,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty((0,), dtype=np.float32)
         elif isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         elif not hasattr(data, 'dtype'):
             data = np.asarray(data, dtype=np.float32)
         super().__init__(data, requires_grad=requires_grad)
@@ -37,7 +37,7 @@ IncompatibleKeys = namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_k
 def _host_array(value, key):
     """A NumPy (or CuPy) array from a state-dict value: ndarray, minigan Tensor, torch tensor, scalar."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, 'detach') and hasattr(value, 'cpu') and hasattr(value, 'numpy'):   # torch.Tensor
         return value.detach().cpu().numpy()
     if hasattr(value, 'shape') and hasattr(value, 'dtype'):
@@ -226,7 +226,7 @@ class Module:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = Tensor(p.grad.data * 0)
+                    p.grad = Tensor(p.grad.array * 0)
 
     def apply(self, fn):
         """Call fn(module) on every sub-module (children first) and then on self; returns self."""
@@ -239,11 +239,11 @@ class Module:
         """Replace every parameter's and buffer's array (and .grad) by fn(array), keeping the objects."""
         for m in self.modules():
             for t in list(m._parameters.values()) + list(m._buffers.values()):
-                if t is None or (floating_only and t.data.dtype.kind != 'f'):
+                if t is None or (floating_only and t.array.dtype.kind != 'f'):
                     continue
-                t.data = fn(t.data)
+                t.array = fn(t.array)
                 if t.grad is not None:
-                    t.grad = Tensor(fn(t.grad.data))
+                    t.grad = Tensor(fn(t.grad.array))
         return self
 
     def to(self, device=None, dtype=None):
@@ -334,7 +334,7 @@ class Module:
             for key, a in arrays.items():
                 t = slots[key]
                 src = a if backend.is_cupy_array(a) else np.asarray(a)
-                t.data[...] = backend.to_device(src, t.device).astype(t.dtype, copy=False)
+                t.array[...] = backend.to_device(src, t.device).astype(t.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- calling ---------------------------------------------------------

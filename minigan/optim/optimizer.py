@@ -91,14 +91,14 @@ class Optimizer:
                 for p in group['params']:
                     if p.grad is None:
                         continue
-                    g = p.grad.data
-                    if g.shape != p.data.shape:
+                    g = p.grad.array
+                    if g.shape != p.array.shape:
                         raise RuntimeError(f'a parameter of shape {p.shape} has a gradient of shape {g.shape}')
                     if backend.device_of(g) != p.device:
                         raise RuntimeError(f'a parameter on {p.device} has its gradient on '
                                            f'{backend.device_of(g)}: move the model before training')
                     state = self.state.setdefault(id(p), {})
-                    self._update(p.data, g.astype(p.dtype, copy=False), state, group)
+                    self._update(p.array, g.astype(p.dtype, copy=False), state, group)
         return loss
 
     def _update(self, p, g, state, group):
@@ -110,7 +110,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group['params']:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor(p.grad.data * 0)
+                    p.grad = None if set_to_none else Tensor(p.grad.array * 0)
 
     # ---- state dict ------------------------------------------------------
     def _all_params(self):
@@ -177,7 +177,7 @@ class Optimizer:
 def _restore(value, p, name):
     """A state entry for parameter p: arrays become copies with p's dtype and device; numbers stay numbers."""
     if isinstance(value, Tensor):
-        value = value.data
+        value = value.array
     elif hasattr(value, 'detach') and hasattr(value, 'cpu'):        # a torch tensor
         value = value.detach().cpu().numpy()
     if name == 'step':                                             # torch keeps step as a tensor
