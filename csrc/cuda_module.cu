@@ -65,8 +65,14 @@ PYBIND11_MODULE(_cuda, m) {
     bind_kernel(m, "conv2d_backward_weight_f32", conv2d_backward_weight_f32);
     bind_kernel(m, "conv2d_backward_weight_f64", conv2d_backward_weight_f64);
     bind_kernel(m, "conv2d_backward_weight_tf32", conv2d_backward_weight_tf32);
+    bind_kernel(m, "conv2d_sum_splits_f32", conv2d_sum_splits_f32);
+    bind_kernel(m, "conv2d_sum_splits_f64", conv2d_sum_splits_f64);
+    bind_kernel(m, "batch_norm_act_stats_f32", batch_norm_act_stats_f32);
+    bind_kernel(m, "batch_norm_act_stats_f64", batch_norm_act_stats_f64);
     bind_kernel(m, "batch_norm_act_forward_f32", batch_norm_act_forward_f32);
     bind_kernel(m, "batch_norm_act_forward_f64", batch_norm_act_forward_f64);
+    bind_kernel(m, "batch_norm_act_backward_sums_f32", batch_norm_act_backward_sums_f32);
+    bind_kernel(m, "batch_norm_act_backward_sums_f64", batch_norm_act_backward_sums_f64);
     bind_kernel(m, "batch_norm_act_backward_f32", batch_norm_act_backward_f32);
     bind_kernel(m, "batch_norm_act_backward_f64", batch_norm_act_backward_f64);
     bind_kernel(m, "adam_step_f32", adam_step_f32);

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cuda_launch
 from .backend import cupy_or_raise, is_cupy_array
+from .cuda_launch import THREADS
 from .functional.im2col import conv_output_size, pair
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -41,18 +43,16 @@ KERNELS = {
     'conv2d_forward': ('conv2d.cu', ('f32', 'f64', 'tf32')),
     'conv2d_backward_data': ('conv2d.cu', ('f32', 'f64', 'tf32')),
     'conv2d_backward_weight': ('conv2d.cu', ('f32', 'f64', 'tf32')),
+    'conv2d_sum_splits': ('conv2d.cu', ('f32', 'f64')),
+    'batch_norm_act_stats': ('batch_norm.cu', ('f32', 'f64')),
     'batch_norm_act_forward': ('batch_norm.cu', ('f32', 'f64')),
+    'batch_norm_act_backward_sums': ('batch_norm.cu', ('f32', 'f64')),
     'batch_norm_act_backward': ('batch_norm.cu', ('f32', 'f64')),
     'adam_step': ('optimizers.cu', ('f32', 'f64')),
     'rmsprop_step': ('optimizers.cu', ('f32', 'f64')),
     'sgd_momentum_step': ('optimizers.cu', ('f32', 'f64')),
 }
 
-THREADS = 256                   # threads per block, for every kernel
-TILE_M, TILE_N, TILE_K = 64, 64, 16   # conv2d.cu's tile of C and its depth slice
-SPLIT_TARGET_BLOCKS = 512       # backward-weight cuts its depth until about this many blocks run,
-SPLIT_MIN_DEPTH = 8 * TILE_K    # but into slices no shallower than this
-ELEMENTWISE_MAX_BLOCKS = 4096   # the optimisers' grid-stride loops cover the rest
 INT_MAX = 2 ** 31 - 1           # the kernels index with 32-bit ints
 
 
@@ -220,10 +220,6 @@ def _ints(*values):
     return tuple(np.int32(v) for v in values)
 
 
-def _blocks(size, per_block):
-    return -(-size // per_block)
-
-
 # ---- convolution --------------------------------------------------------------------------------
 
 def _conv_geometry(op, x_shape, w_shape, stride, padding, gy_shape=None):
@@ -259,13 +255,36 @@ def _suffix(op, dtype, tf32=False):
     return 'tf32'
 
 
-def _implicit_gemm(op, suffix, arrays, geometry, rows, cols, splits, via):
-    for a in arrays:                             # the inputs were checked: this is for the outputs
-        if a.size > INT_MAX:
-            raise ValueError(f'{op}: an array of {a.size} elements is more than the 2**31 - 1 that the '
-                             'kernels index: use a smaller batch')
-    grid = (_blocks(rows, TILE_M), _blocks(cols, TILE_N), splits)
-    _launch(f'{op}_{suffix}', grid, (THREADS, 1, 1), tuple(arrays) + _ints(*geometry), via)
+@functools.lru_cache(maxsize=None)
+def _sm_count(device_id):
+    """The multiprocessors of GPU device_id: the grid that fills it (cuda_launch.py)."""
+    return int(cupy_or_raise().cuda.Device(device_id).attributes['MultiProcessorCount'])
+
+
+def _implicit_gemm(op, suffix, a, b, out_shape, geometry, rows, cols, depth, via):
+    """A new array of out_shape = the product of conv2d.cu's `op` on a and b, in the tile and with
+    the depth splits of cuda_launch.py; split partials are added by conv2d_sum_splits, in order."""
+    cp = cupy_or_raise()
+    out = cp.empty(out_shape, dtype=a.dtype)
+    if out.size > INT_MAX:
+        raise ValueError(f'{op}: an output of {out.size} elements is more than the 2**31 - 1 that the '
+                         'kernels index: use a smaller batch')
+    if out.size == 0:
+        return out
+    if depth == 0:
+        out.fill(0)
+        return out
+    tile = cuda_launch.conv_tile(cols)
+    splits = cuda_launch.conv_splits(rows, cols, depth, tile, _sm_count(cp.cuda.Device().id))
+    splits = max(1, min(splits, INT_MAX // out.size))
+    target = out if splits == 1 else cp.empty((splits,) + tuple(out_shape), dtype=a.dtype)
+    _launch(f'{op}_{suffix}', cuda_launch.conv_grid(rows, cols, tile, splits), (THREADS, 1, 1),
+            (a, b, target) + _ints(*geometry, tile), via)
+    if splits > 1:
+        grid = (cuda_launch.elementwise_blocks(out.size), 1, 1)
+        _launch(f'conv2d_sum_splits_{_suffix(op, a.dtype)}', grid, (THREADS, 1, 1),
+                (target, out, np.int64(out.size), np.int32(splits)), via)
+    return out
 
 
 def conv2d_forward(x, w, stride=1, padding=0, *, tf32=False, via=None):
@@ -275,10 +294,7 @@ def conv2d_forward(x, w, stride=1, padding=0, *, tf32=False, via=None):
     w = _array(op, 'w', w, ndim=4, like=x)
     g = _conv_geometry(op, x.shape, w.shape, stride, padding)
     n, c, _, _, o, kh, kw, oh, ow = g[:9]
-    y = cupy_or_raise().empty((n, o, oh, ow), dtype=x.dtype)
-    if y.size:
-        _implicit_gemm(op, _suffix(op, x.dtype, tf32), (x, w, y), g, n * oh * ow, o, 1, via)
-    return y
+    return _implicit_gemm(op, _suffix(op, x.dtype, tf32), x, w, (n, o, oh, ow), g, n * oh * ow, o, c * kh * kw, via)
 
 
 def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0, *, tf32=False, via=None):
@@ -291,17 +307,11 @@ def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0, *, tf32=False, via
         raise ValueError(f'{op}: x_shape must be (N, C, H, W), got {x_shape}')
     g = _conv_geometry(op, x_shape, w.shape, stride, padding, gy_shape=gy.shape)
     n, c, h, wd, o, kh, kw = g[:7]
-    gx = cupy_or_raise().empty((n, c, h, wd), dtype=gy.dtype)
-    if gx.size:
-        _implicit_gemm(op, _suffix(op, gy.dtype, tf32), (gy, w, gx), g, n * h * wd, c, 1, via)
-    return gx
+    return _implicit_gemm(op, _suffix(op, gy.dtype, tf32), gy, w, (n, c, h, wd), g, n * h * wd, c, o * kh * kw, via)
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, *, tf32=False, via=None):
-    """gw (O, C, KH, KW) of conv2d, from its input x (N, C, H, W) and gy (N, O, OH, OW).
-
-    The batch is summed in slices (one partial sum each, added up here) when that gives the GPU
-    more blocks to run: see SPLIT_TARGET_BLOCKS."""
+    """gw (O, C, KH, KW) of conv2d, from its input x (N, C, H, W) and gy (N, O, OH, OW)."""
     op = 'conv2d_backward_weight'
     x = _array(op, 'x', x, ndim=4)
     gy = _array(op, 'gy', gy, ndim=4, like=x)
@@ -309,15 +319,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride=1, padding=0, *, tf32=False, v
         raise ValueError(f'{op}: w_shape must be (O, C, KH, KW), got {w_shape}')
     g = _conv_geometry(op, x.shape, w_shape, stride, padding, gy_shape=gy.shape)
     n, c, _, _, o, kh, kw, oh, ow = g[:9]
-    rows, depth = c * kh * kw, n * oh * ow
-    splits = max(1, min(_blocks(SPLIT_TARGET_BLOCKS, _blocks(rows, TILE_M) * _blocks(o, TILE_N)),
-                        depth // SPLIT_MIN_DEPTH, 65535))
-    cp = cupy_or_raise()
-    if depth == 0:
-        return cp.zeros((o, c, kh, kw), dtype=x.dtype)
-    partial = cp.empty((splits, o, c, kh, kw), dtype=x.dtype)
-    _implicit_gemm(op, _suffix(op, x.dtype, tf32), (x, gy, partial), g, rows, o, splits, via)
-    return partial[0] if splits == 1 else partial.sum(axis=0)
+    return _implicit_gemm(op, _suffix(op, x.dtype, tf32), x, gy, (o, c, kh, kw), g, c * kh * kw, o, n * oh * ow, via)
 
 
 # ---- batch norm with an activation --------------------------------------------------------------
@@ -338,6 +340,13 @@ def _per_channel(op, x):
     return n, c, x.size // (n * c)
 
 
+def _batch_norm_grid(channels, count, dtype):
+    """batch_norm.cu's grid (C, blocks per channel, 1) and its partial statistics (C, blocks, 2)."""
+    cp = cupy_or_raise()
+    blocks = cuda_launch.batch_norm_blocks(channels, count, _sm_count(cp.cuda.Device().id))
+    return (channels, blocks, 1), cp.empty((channels, blocks, 2), dtype=dtype)
+
+
 def batch_norm_act_forward(x, weight, bias, eps, slope=1.0, *, via=None):
     """(y, mean, var, invstd) of y = leaky_relu(batch_norm(x), slope), training mode, in one kernel.
 
@@ -352,8 +361,11 @@ def batch_norm_act_forward(x, weight, bias, eps, slope=1.0, *, via=None):
     cp = cupy_or_raise()
     y = cp.empty_like(x)
     mean, var, invstd = (cp.empty(c, dtype=x.dtype) for _ in range(3))
-    args = (x, weight, bias, y, mean, var, invstd) + _ints(n, c, m) + _scalars(x.dtype, eps, slope)
-    _launch(f'{op}_{_suffix(op, x.dtype)}', (c, 1, 1), (THREADS, 1, 1), args, via)
+    grid, partial = _batch_norm_grid(c, n * m, x.dtype)
+    suffix = _suffix(op, x.dtype)
+    _launch(f'batch_norm_act_stats_{suffix}', grid, (THREADS, 1, 1), (x, partial) + _ints(n, c, m), via)
+    args = (x, weight, bias, partial, y, mean, var, invstd) + _ints(n, c, m) + _scalars(x.dtype, eps, slope)
+    _launch(f'{op}_{suffix}', grid, (THREADS, 1, 1), args, via)
     return y, mean, var, invstd
 
 
@@ -375,8 +387,12 @@ def batch_norm_act_backward(x, y, gy, weight, mean, invstd, slope=1.0, *, via=No
     cp = cupy_or_raise()
     gx = cp.empty_like(x)
     gw, gb = cp.empty(c, dtype=x.dtype), cp.empty(c, dtype=x.dtype)
-    args = (x, y, gy, weight, mean, invstd, gx, gw, gb) + _ints(n, c, m) + _scalars(x.dtype, slope)
-    _launch(f'{op}_{_suffix(op, x.dtype)}', (c, 1, 1), (THREADS, 1, 1), args, via)
+    grid, partial = _batch_norm_grid(c, n * m, x.dtype)
+    suffix = _suffix(op, x.dtype)
+    args = (x, y, gy, mean, partial) + _ints(n, c, m) + _scalars(x.dtype, slope)
+    _launch(f'batch_norm_act_backward_sums_{suffix}', grid, (THREADS, 1, 1), args, via)
+    args = (x, y, gy, weight, mean, invstd, partial, gx, gw, gb) + _ints(n, c, m) + _scalars(x.dtype, slope)
+    _launch(f'{op}_{suffix}', grid, (THREADS, 1, 1), args, via)
     return gx, gw, gb
 
 
@@ -416,7 +432,7 @@ def _gradient(op, g, p):
 
 def _update(op, p, args, via):
     if p.size:
-        grid = (min(_blocks(p.size, THREADS), ELEMENTWISE_MAX_BLOCKS), 1, 1)
+        grid = (cuda_launch.elementwise_blocks(p.size), 1, 1)
         _launch(f'{op}_{_suffix(op, p.dtype)}', grid, (THREADS, 1, 1), args, via)
     return True
 
