@@ -59,7 +59,7 @@ def walk(begin, end, ch, c, m):
     """The (active, at) of each pass of the threads' walks over [begin, end)."""
     w = ChannelWalk(begin, ch, c, m)
     while (w.e < end).any():
-        yield w.e < end, w.at
+        yield np.broadcast_to(w.e < end, w.at.shape), w.at
         w.next()
 
 

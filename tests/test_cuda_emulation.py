@@ -208,3 +208,116 @@ def test_tf32_rounding_is_to_nearest_ties_away():
     one_ulp = np.float32(2.0 ** -10)
     v = np.array([1 + one_ulp / 2, 1 + one_ulp / 2 - 2 ** -23, -(1 + one_ulp / 2), 1 + 3 * one_ulp / 4], np.float32)
     np.testing.assert_array_equal(E.to_tf32(v), np.array([1 + one_ulp, 1, -(1 + one_ulp), 1 + one_ulp], np.float32))
+
+
+# ---- batch_norm.cu -------------------------------------------------------------------------------------
+
+def _batch_norm_reference(x, weight, bias, gy, slope, eps):
+    """y, mean, var, invstd, gx, gw, gb of leaky_relu(batch_norm(x), slope) by minigan's float64 CPU ops."""
+    with mg.conv_backend('numpy'):
+        xt, wt, bt = (mg.tensor(a, requires_grad=True) for a in (x, weight, bias))
+        z = F.batch_norm(xt, None, None, wt, bt, True, eps=eps)
+        y = z if slope == 1 else F.leaky_relu(z, slope) if slope > 0 else F.relu(z)
+        y.backward(mg.tensor(gy))
+    axes = (0,) + tuple(range(2, x.ndim))
+    var = x.var(axes)
+    return y.numpy(), x.mean(axes), var, 1 / np.sqrt(var + eps), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+
+# (shape, what it covers); the launcher gives P blocks per channel, checked below
+BN_SHAPES = [
+    ((2, 3, 4, 5), 'one block per channel'),
+    ((7, 4), '(N, C) input: M = 1'),
+    ((3, 300, 2, 2), 'many channels, one block each'),
+    ((16, 2, 33, 31), 'several blocks per channel, M not dividing the threads'),
+    ((64, 1, 32, 32), 'one channel, 64 blocks'),
+    ((5, 2, 257, 3), 'M larger than the threads'),
+]
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('slope', [1.0, 0.0, 0.2], ids=['none', 'relu', 'leaky'])
+@pytest.mark.parametrize('shape', BN_SHAPES, ids=lambda s: s[1])
+def test_batch_norm_kernels_match_reference_with_each_output_stored_once(shape, slope, dtype):
+    shape = shape[0]
+    rng = np.random.default_rng(len(shape) + shape[1])
+    c = shape[1]
+    x, gy = (rng.standard_normal(shape) * 2 + 1).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    weight, bias = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    want = _batch_norm_reference(*(a.astype(np.float64) for a in (x, weight, bias, gy)), slope, 1e-5)
+    (y, mean, var, invstd), _, writes = EW.batch_norm_act_forward(x, weight, bias, 1e-5, slope)
+    for counts in writes.values():
+        assert (counts == 1).all()
+    (gx, gw, gb), _, writes = EW.batch_norm_act_backward(x, y, gy, weight, mean, invstd, slope)
+    for counts in writes.values():
+        assert (counts == 1).all()
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for got, w in zip((y, mean, var, invstd, gx, gw, gb), want):
+        close(got, w, tol)
+
+
+def test_batch_norm_shapes_use_several_blocks_per_channel():
+    blocks = {s: L.batch_norm_blocks(s[1], s[0] * int(np.prod(s[2:]))) for s, _ in BN_SHAPES}
+    assert blocks[(2, 3, 4, 5)] == 1 and blocks[(64, 1, 32, 32)] == 64 and blocks[(16, 2, 33, 31)] > 1
+    for (n, c, *rest), p in blocks.items():
+        count = n * int(np.prod(rest))
+        size = -(-count // p)
+        assert (p - 1) * size < count, 'an empty block'
+
+
+def test_block_sum_mirrors_the_shuffle_tree():
+    v = np.arange(3 * EW.THREADS, dtype=np.float64).reshape(3, EW.THREADS)
+    np.testing.assert_array_equal(EW.block_sum(v), v.sum(axis=1))
+
+
+# ---- optimizers.cu -------------------------------------------------------------------------------------
+
+SIZE = 3 * L.THREADS + 37                                 # a part-filled last block
+BIG = L.ELEMENTWISE_MAX_BLOCKS * L.THREADS + 37           # the grid-stride loop makes a second pass
+OPT_CASES = {   # a minigan optimizer, and the emulated kernel's update: (p, g, state, step) -> write counts
+    'adam': (lambda ps: optim.Adam(ps, lr=1e-2, betas=(0.5, 0.999)),
+             lambda p, g, s, t: EW.adam_step(p, g, s[0], s[1], 1e-2, 0.5, 0.999, 1e-8, 0, False, t)),
+    'adam_l2': (lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=0.1),
+                lambda p, g, s, t: EW.adam_step(p, g, s[0], s[1], 1e-2, 0.9, 0.999, 1e-8, 0.1, False, t)),
+    'adamw': (lambda ps: optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+              lambda p, g, s, t: EW.adam_step(p, g, s[0], s[1], 1e-2, 0.9, 0.999, 1e-8, 0.1, True, t)),
+    'rmsprop': (lambda ps: optim.RMSprop(ps, lr=1e-2, weight_decay=0.01),
+                lambda p, g, s, t: EW.rmsprop_step(p, g, s[0], 1e-2, 0.99, 1e-8, 0.01)),
+}
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('case', list(OPT_CASES))
+def test_optimizer_kernels_match_reference_with_each_element_stored_once(case, dtype):
+    make, kernel_step = OPT_CASES[case]
+    rng = np.random.default_rng(4)
+    p0 = rng.standard_normal(SIZE).astype(dtype)
+    grads = [rng.standard_normal(SIZE).astype(dtype) for _ in range(3)]
+    with mg.conv_backend('numpy'):
+        p = mg.tensor(p0.astype(np.float64), requires_grad=True)
+        opt = make([p])
+        for g in grads:
+            p.grad = mg.tensor(g.astype(np.float64))
+            opt.step()
+    pk, state = p0.copy(), [np.zeros(SIZE, dtype), np.zeros(SIZE, dtype)]
+    for t, g in enumerate(grads, 1):
+        assert (kernel_step(pk, g, state, t) == 1).all()
+    close(pk, p.numpy(), 1e-10 if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_sgd_momentum_kernel_matches_reference(dtype):
+    """The kernel takes over from the second step, once the optimizer has made the buffer."""
+    rng = np.random.default_rng(5)
+    p0, grads = rng.standard_normal(BIG).astype(dtype), [rng.standard_normal(BIG).astype(dtype) for _ in range(3)]
+    with mg.conv_backend('numpy'):
+        p = mg.tensor(p0.astype(np.float64), requires_grad=True)
+        opt = optim.SGD([p], lr=1e-2, momentum=0.9, weight_decay=0.01)
+        for g in grads:
+            p.grad = mg.tensor(g.astype(np.float64))
+            opt.step()
+    buf = (grads[0].astype(np.float64) + 0.01 * p0).astype(dtype)
+    pk = (p0 - 1e-2 * buf).astype(dtype)
+    for g in grads[1:]:
+        assert (EW.sgd_momentum_step(pk, g, buf, 1e-2, 0.9, 0.01) == 1).all()
+    close(pk, p.numpy(), 1e-10 if dtype == np.float64 else 1e-4)
