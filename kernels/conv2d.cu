@@ -233,12 +233,11 @@ struct BackwardWeight {
 };
 
 // *dst = ok ? *src : 0, asynchronously on compute capability 8.0+ (cp.async with a source size
-// of 0 fills zeros), a plain load and store before.
+// of 0 fills zeros), a plain load and store before. (__cvta_generic_to_shared: NVRTC 11.2+.)
 template <typename T>
 __device__ void copy_async(T *dst, const T *src, bool ok) {
 #if __CUDA_ARCH__ >= 800
-    unsigned to;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(to) : "l"(dst));
+    const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n"
                  :: "r"(to), "l"(src), "n"(int(sizeof(T))), "r"(ok ? int(sizeof(T)) : 0) : "memory");
 #else
