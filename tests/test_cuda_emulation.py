@@ -12,6 +12,9 @@ Padding: the Python API pads symmetrically (PyTorch's Conv2d); the kernels take 
 so a smaller OH is a conv padded less at the bottom, tested here with the reference on an input
 cropped to match (asymmetric padding at the kernel level).
 """
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -186,6 +189,22 @@ def test_launcher_never_makes_an_empty_split_and_splits_only_small_grids():
                     assert splits == 1
                 else:
                     assert steps // splits >= L.SPLIT_MIN_STEPS - 1 or splits == 1
+
+
+def test_emulation_constants_are_the_kernels():
+    """The tile shapes, their `tile` indices, TILE_K, THREADS and OUTSIDE, read from conv2d.cu itself."""
+    source = (Path(__file__).resolve().parents[1] / 'kernels' / 'conv2d.cu').read_text()
+    shapes = dict(re.findall(r'using (\w+) = TileShape<(\d+, \d+, \d+)>;', source))
+    by_index = {int(i): name for i, name in re.findall(r'tile == (\d)\) gemm_tile<T, TensorCores>\(p, \*reinterpret_cast<'
+                                                     r'Stages<T, (\w+)>', source)}
+    by_index[0] = re.search(r'else gemm_tile<T, TensorCores>\(p, \*reinterpret_cast<Stages<T, (\w+)>', source).group(1)
+    emulated = [f'{s.BM}, {s.BN}, {s.WARPS_M}' for s in E.TILE_SHAPES]
+    assert [shapes[by_index[i]] for i in range(3)] == emulated
+    assert re.search(r'constexpr int TILE_K = (\d+);', source).group(1) == str(E.TILE_K)
+    assert re.search(r'constexpr int THREADS = (\d+);', source).group(1) == str(E.THREADS)
+    assert re.search(r'constexpr int OUTSIDE = -\(1 << (\d+)\);', source).group(1) == '29' and E.OUTSIDE == -(1 << 29)
+    bn = (Path(__file__).resolve().parents[1] / 'kernels' / 'batch_norm.cu').read_text()
+    assert re.search(r'constexpr int BN_THREADS = (\d+);', bn).group(1) == str(EW.THREADS)
 
 
 def test_fragment_layouts_hold_each_element_once():
