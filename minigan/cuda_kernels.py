@@ -6,8 +6,15 @@ The same sources reach the GPU in one of two ways, picked per call by `via`:
     'extension'  compiled by nvcc at install into the module minigan._cuda (only with
                  MINIGAN_BUILD_CUDA=1 where nvcc is found; see setup.py), whose functions take
                  device pointers as integers and launch on CuPy's current stream
-    None         the extension where it was built, else NVRTC
-Either way the launch (grid, block, arguments) is worked out here, in one place.
+    None         the way that loaded: the extension where it was built and runs on this GPU, else
+                 NVRTC (with a RuntimeWarning saying why the extension was passed over)
+Either way the launch (grid, block, arguments) is worked out here, in one place. Loading is tried
+once per process (load_error), on first use, but never while a CUDA graph is being captured: then
+nothing is cached and the next call outside the capture tries again.
+
+MINIGAN_CUDA_DEBUG=1 fills every kernel output with NaN before its launch (WRITES names them), so
+that an element a kernel never writes shows as NaN instead of whatever the memory pool held; the GPU
+tests run in that mode (tests/conftest.py).
 
 The kernels, each for float32 and float64 (the math is written at the top of each .cu file):
     conv2d_forward, conv2d_backward_data, conv2d_backward_weight
@@ -26,12 +33,13 @@ import functools
 import importlib
 import importlib.resources
 import importlib.util
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .backend import cupy_or_raise, is_cupy_array
+from .backend import cupy_or_raise, is_capturing, is_cupy_array
 from .functional.im2col import conv_output_size, pair
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -46,6 +54,19 @@ KERNELS = {
     'adam_step': ('optimizers.cu', ('f32', 'f64')),
     'rmsprop_step': ('optimizers.cu', ('f32', 'f64')),
     'sgd_momentum_step': ('optimizers.cu', ('f32', 'f64')),
+}
+
+# every kernel: the positions of its output arrays among the launch arguments (the non-const pointers
+# of its signature that it only writes; the optimisers update theirs in place, so they have none)
+WRITES = {
+    'conv2d_forward': (2,),
+    'conv2d_backward_data': (2,),
+    'conv2d_backward_weight': (2,),
+    'batch_norm_act_forward': (3, 4, 5, 6),
+    'batch_norm_act_backward': (6, 7, 8),
+    'adam_step': (),
+    'rmsprop_step': (),
+    'sgd_momentum_step': (),
 }
 
 THREADS = 256                   # threads per block, for every kernel
@@ -112,7 +133,8 @@ def ways():
 
 def _way(via):
     if via is None:
-        return 'extension' if _extension() is not None else 'nvrtc'
+        loaded = _load()[0]
+        return loaded or ('extension' if _extension() is not None else 'nvrtc')
     if via == 'extension' and _extension() is None:
         raise RuntimeError('via="extension": minigan._cuda was not built; reinstall with '
                            '`MINIGAN_BUILD_CUDA=1 pip install -e .` where nvcc is, or use via="nvrtc"')
@@ -133,9 +155,17 @@ def _raw_kernel(name, device_id):
     return _raw_module(entry_points()[name], device_id).get_function(name)
 
 
+def debug_mode():
+    """Whether MINIGAN_CUDA_DEBUG=1: kernel outputs are filled with NaN before each launch."""
+    return os.environ.get('MINIGAN_CUDA_DEBUG') == '1'
+
+
 def _launch(name, grid, block, args, via):
     """Run entry point `name` on CuPy's current stream; args: CuPy arrays and NumPy scalars."""
     cp = cupy_or_raise()
+    if debug_mode():
+        for i in WRITES[name.rsplit('_', 1)[0]]:
+            args[i].fill(np.nan)
     if _way(via) == 'nvrtc':
         _raw_kernel(name, cp.cuda.Device().id)(grid, block, args)
     else:
@@ -143,15 +173,14 @@ def _launch(name, grid, block, args, via):
         getattr(_extension(), name)(grid, block, cp.cuda.get_current_stream().ptr, *pointers)
 
 
-@functools.lru_cache(maxsize=None)
-def load_error():
-    """None when the kernels load and run (the default way, on the current GPU), else why not, as text.
+def _probe(way):
+    """None when the kernels load `way` and run on the current GPU, else why not, as text.
 
     Compiles every kernel (NVRTC) or finds each in the extension, then runs one tiny launch: an
     extension built for other GPUs has its kernels, but cannot run them here."""
     try:
         cp = cupy_or_raise()
-        if _way(None) == 'extension':
+        if way == 'extension':
             missing = [name for name in entry_points() if not hasattr(_extension(), name)]
             if missing:
                 return f'minigan._cuda lacks {", ".join(missing)}: rebuild it (MINIGAN_BUILD_CUDA=1 pip install -e .)'
@@ -159,11 +188,47 @@ def load_error():
             for name in entry_points():
                 _raw_kernel(name, cp.cuda.Device().id)
         p = cp.zeros(1, dtype=np.float32)
-        sgd_momentum_step(p, p, cp.zeros(1, dtype=np.float32), 0.0, 0.0, 0.0)
+        sgd_momentum_step(p, p, cp.zeros(1, dtype=np.float32), 0.0, 0.0, 0.0, via=way)
         cp.cuda.get_current_stream().synchronize()
-    except Exception as e:  # no CuPy, no GPU, no NVRTC, a compile error, no code for this GPU: fall back
+    except Exception as e:  # no CuPy, no GPU, no NVRTC, a compile error, no code for this GPU
         return f'{type(e).__name__}: {e}'
     return None
+
+
+_loaded = None   # (the way that works, None) or (None, why none does), once tried outside a capture
+
+
+def _load():
+    """(way, None) for the first way that loads and runs here (the extension, then NVRTC), else
+    (None, why not). Tried once per process; not while a CUDA graph is being captured (a test launch
+    and a synchronisation cannot be recorded), and nothing is cached then."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    try:
+        capturing = is_capturing()
+    except Exception as e:                      # the stream cannot even be asked: a broken context
+        return None, f'the CUDA stream cannot be queried ({type(e).__name__}: {e})'
+    if capturing:
+        return None, ('not loaded yet: their first use came inside a CUDA graph capture, where they cannot '
+                      'be tried; use them once before capturing (GraphedStep\'s warm-up does)')
+    errors = {}
+    for way in ways()[::-1]:                    # the extension first, where it was built
+        errors[way] = _probe(way)
+        if errors[way] is None:
+            if 'extension' in errors and way == 'nvrtc':
+                warnings.warn(f'minigan: the compiled CUDA kernels (minigan._cuda) do not run here '
+                              f'({errors["extension"]}); compiling them with NVRTC instead', RuntimeWarning,
+                              stacklevel=3)
+            _loaded = (way, None)
+            return _loaded
+    _loaded = (None, '; '.join(f'{way}: {error}' for way, error in errors.items()))
+    return _loaded
+
+
+def load_error():
+    """None when the kernels load and run (the default way, on the current GPU), else why not, as text."""
+    return _load()[1]
 
 
 def available():
