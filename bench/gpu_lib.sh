@@ -15,14 +15,19 @@ gpu_setup() {
     py="${PYTHON:-python3}"
     status=0
     started=$SECONDS
-    no_gpu=$(timeout -s INT -k 5 60 "$py" -c '
+    local probe
+    probe=$(timeout -s INT -k 5 60 "$py" -c '
 from minigan import backend
 try:
     backend.cupy_or_raise()
+    print("GPU: yes")
 except RuntimeError as e:
     print(e)' 2>&1 | tail -n 1)
-    gpu=yes
-    if [ -n "$no_gpu" ]; then gpu=no; fi
+    if [ "$probe" = "GPU: yes" ]; then
+        gpu=yes no_gpu=""
+    else
+        gpu=no no_gpu="${probe:-the GPU check printed nothing}"
+    fi
     summary_write init "" "" "" ""
 }
 

@@ -17,7 +17,7 @@ def cupy_or_raise():
         except ImportError as e:
             raise RuntimeError(
                 'device "cuda" needs CuPy, which is not installed: '
-                'pip install "minigan[cuda]" (or a cupy-cudaXXx wheel matching your CUDA)') from e
+                'pip install "minigan[cuda13]" for a CUDA 13 driver, "minigan[cuda12]" for CUDA 12') from e
         try:
             n = cupy.cuda.runtime.getDeviceCount()
         except Exception as e:  # no driver, no device
