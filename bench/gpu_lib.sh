@@ -41,14 +41,15 @@ gpu_env() {
         timeout 10 nvcc --version 2>&1 | tail -n 2 || echo "nvcc: not here"
         echo "GPU for minigan: $gpu ${no_gpu}"
         timeout -s INT 30 "$py" - <<'EOF'
-import importlib, sys
+import sys
+from importlib import metadata
 print('python', sys.version.split()[0], sys.executable)
-for name in ('numpy', 'scipy', 'PIL', 'numba', 'tqdm', 'pytest', 'pytest_timeout', 'xdist', 'cupy', 'torch'):
+for name in ('numpy', 'scipy', 'pillow', 'numba', 'tqdm', 'pytest', 'pytest-timeout', 'pytest-xdist',
+             'hypothesis', 'cupy-cuda13x', 'cupy-cuda12x', 'torch'):       # read, not imported: no time spent
     try:
-        m = importlib.import_module(name)
-        print(f'{name:15s} {getattr(m, "__version__", "?")}')
-    except Exception as e:
-        print(f'{name:15s} MISSING ({type(e).__name__}: {e})')
+        print(f'{name:15s} {metadata.version(name)}')
+    except metadata.PackageNotFoundError:
+        print(f'{name:15s} not installed')
 from minigan import cpu_ext
 print('minigan C++ extension:', 'built' if cpu_ext.ext() is not None else 'not built (optional: numpy/numba paths)')
 EOF
