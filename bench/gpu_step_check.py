@@ -179,10 +179,11 @@ def main():
     from minigan import cuda_kernels, dispatch
     results = {'machine': None, 'backend': args.backend, 'batch': args.batch, 'models': {}, 'ok': False}
 
-    def save():
+    def save():                         # whole or not at all: a time limit may stop the run
         if args.json:
-            with open(args.json, 'w') as f:
+            with open(args.json + '.part', 'w') as f:
                 json.dump(results, f, indent=1)
+            os.replace(args.json + '.part', args.json)
 
     if args.second_device == 'cuda':
         try:

@@ -9,8 +9,8 @@ The same sources reach the GPU in one of two ways, picked per call by `via`:
     None         the way that loaded: the extension where it was built and runs on this GPU, else
                  NVRTC (with a RuntimeWarning saying why the extension was passed over)
 Either way the launch (grid, block, arguments) is worked out here, in one place. Loading is tried
-once per process (load_error), on first use, but never while a CUDA graph is being captured: then
-nothing is cached and the next call outside the capture tries again.
+once per process (load_error), on first use, but never while a CUDA graph is being captured, and a
+failure seen while a capture began is not kept: the next call outside the capture tries again.
 
 MINIGAN_CUDA_DEBUG=1 fills every kernel output with NaN before its launch (WRITES names them), so
 that an element a kernel never writes shows as NaN instead of whatever the memory pool held; the GPU
@@ -222,8 +222,17 @@ def _load():
                               stacklevel=3)
             _loaded = (way, None)
             return _loaded
-    _loaded = (None, '; '.join(f'{way}: {error}' for way, error in errors.items()))
-    return _loaded
+    failure = (None, '; '.join(f'{way}: {error}' for way, error in errors.items()))
+    if not _capture_began():                    # a capture begun meanwhile (another stream, the legacy
+        _loaded = failure                       # stream's global mode) may be what failed: try again later
+    return failure
+
+
+def _capture_began():
+    try:
+        return is_capturing()
+    except Exception:
+        return True
 
 
 def load_error():

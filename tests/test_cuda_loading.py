@@ -3,7 +3,8 @@
 Anywhere, with stand-ins for the loaders (monkeypatched _extension, _probe and CuPy's stream): an
 extension that does not run here gives way to NVRTC with a warning naming why; when no way loads,
 load_error names every reason; each way is tried once per process, but never while a CUDA graph is
-being captured (nothing is cached then, and the next call outside the capture tries again);
+being captured, and a failure seen while a capture began is not cached (the next call outside the
+capture tries again);
 MINIGAN_CUDA_DEBUG=1 fills exactly the outputs of each kernel (WRITES, checked against the kernels'
 own signatures) with NaN before the launch, and nothing without it.
 On a GPU (marked gpu): the `cuda` backend loaded, or the test prints why not.
@@ -123,6 +124,26 @@ def test_nothing_is_tried_or_cached_while_a_graph_is_captured(loader, monkeypatc
     assert loader.probed == ['extension'] and cuda_kernels._loaded == ('extension', None)
     stream.capturing = True                                  # once loaded, a capture changes nothing
     assert cuda_kernels.load_error() is None and loader.probed == ['extension']
+
+
+def test_a_failure_while_a_capture_began_is_not_cached(loader, monkeypatch):
+    """The probe ran while a capture began elsewhere (the legacy stream then answers 'capturing'):
+    its failure may be the capture's doing, so the next call tries again."""
+    stream = _Stream(capturing=False)
+    monkeypatch.setattr(backend, '_cupy', _standin_cupy(stream))
+
+    def probe(way):
+        loader.probed.append(way)
+        stream.capturing = True
+        return 'CUDARuntimeError: cudaErrorStreamCaptureImplicit'
+
+    monkeypatch.setattr(cuda_kernels, '_probe', probe)
+    assert 'cudaErrorStreamCaptureImplicit' in cuda_kernels.load_error()
+    assert cuda_kernels._loaded is None
+    stream.capturing = False
+    monkeypatch.setattr(cuda_kernels, '_probe', lambda way: loader.probed.append(way))
+    assert cuda_kernels.load_error() is None
+    assert loader.probed == ['extension', 'nvrtc', 'extension'] and cuda_kernels._loaded == ('extension', None)
 
 
 def test_a_stream_that_cannot_be_asked_is_not_cached_either(loader, monkeypatch):
