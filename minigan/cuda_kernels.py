@@ -8,9 +8,8 @@ The same sources reach the GPU in one of two ways, picked per call by `via`:
                  device pointers as integers and launch on CuPy's current stream
     None         the way that loaded: the extension where it was built and runs on this GPU, else
                  NVRTC (with a RuntimeWarning saying why the extension was passed over)
-Either way the launch (grid, block, arguments) is worked out here, in one place. Loading is tried
-once per process (load_error), on first use, but never while a CUDA graph is being captured, and a
-failure seen while a capture began is not kept: the next call outside the capture tries again.
+Either way the launch (grid, block, arguments) is worked out here, in one place. Which way loads is
+decided once, on first use, by cuda_loading.py (never during a graph capture); load_error says why not.
 
 MINIGAN_CUDA_DEBUG=1 fills every kernel output with NaN before its launch (WRITES names them), so
 that an element a kernel never writes shows as NaN instead of whatever the memory pool held; the GPU
@@ -39,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import cupy_or_raise, is_capturing, is_cupy_array
+from . import cuda_loading
+from .backend import cupy_or_raise, is_cupy_array
 from .functional.im2col import conv_output_size, pair
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -58,16 +58,9 @@ KERNELS = {
 
 # every kernel: the positions of its output arrays among the launch arguments (the non-const pointers
 # of its signature that it only writes; the optimisers update theirs in place, so they have none)
-WRITES = {
-    'conv2d_forward': (2,),
-    'conv2d_backward_data': (2,),
-    'conv2d_backward_weight': (2,),
-    'batch_norm_act_forward': (3, 4, 5, 6),
-    'batch_norm_act_backward': (6, 7, 8),
-    'adam_step': (),
-    'rmsprop_step': (),
-    'sgd_momentum_step': (),
-}
+WRITES = {'conv2d_forward': (2,), 'conv2d_backward_data': (2,), 'conv2d_backward_weight': (2,),
+          'batch_norm_act_forward': (3, 4, 5, 6), 'batch_norm_act_backward': (6, 7, 8),
+          'adam_step': (), 'rmsprop_step': (), 'sgd_momentum_step': ()}
 
 THREADS = 256                   # threads per block, for every kernel
 TILE_M, TILE_N, TILE_K = 64, 64, 16   # conv2d.cu's tile of C and its depth slice
@@ -195,44 +188,10 @@ def _probe(way):
     return None
 
 
-_loaded = None   # (the way that works, None) or (None, why none does), once tried outside a capture
-
-
 def _load():
-    """(way, None) for the first way that loads and runs here (the extension, then NVRTC), else
-    (None, why not). Tried once per process; not while a CUDA graph is being captured (a test launch
-    and a synchronisation cannot be recorded), and nothing is cached then."""
-    global _loaded
-    if _loaded is not None:
-        return _loaded
-    try:
-        capturing = is_capturing()
-    except Exception as e:                      # the stream cannot even be asked: a broken context
-        return None, f'the CUDA stream cannot be queried ({type(e).__name__}: {e})'
-    if capturing:
-        return None, ('not loaded yet: their first use came inside a CUDA graph capture, where they cannot '
-                      'be tried; use them once before capturing (GraphedStep\'s warm-up does)')
-    errors = {}
-    for way in ways()[::-1]:                    # the extension first, where it was built
-        errors[way] = _probe(way)
-        if errors[way] is None:
-            if 'extension' in errors and way == 'nvrtc':
-                warnings.warn(f'minigan: the compiled CUDA kernels (minigan._cuda) do not run here '
-                              f'({errors["extension"]}); compiling them with NVRTC instead', RuntimeWarning,
-                              stacklevel=3)
-            _loaded = (way, None)
-            return _loaded
-    failure = (None, '; '.join(f'{way}: {error}' for way, error in errors.items()))
-    if not _capture_began():                    # a capture begun meanwhile (another stream, the legacy
-        _loaded = failure                       # stream's global mode) may be what failed: try again later
-    return failure
-
-
-def _capture_began():
-    try:
-        return is_capturing()
-    except Exception:
-        return True
+    """(the way the kernels load here, None), else (None, why not): cuda_loading.load, which tries the
+    extension first where it was built, once per process and never during a graph capture."""
+    return cuda_loading.load(ways()[::-1], _probe)
 
 
 def load_error():

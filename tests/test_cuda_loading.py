@@ -1,4 +1,4 @@
-"""minigan/cuda_kernels.py's loading: it cannot fail silently.
+"""Loading minigan's CUDA kernels (minigan/cuda_loading.py, cuda_kernels.py): it cannot fail silently.
 
 Anywhere, with stand-ins for the loaders (monkeypatched _extension, _probe and CuPy's stream): an
 extension that does not run here gives way to NVRTC with a warning naming why; when no way loads,
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minigan import backend, cuda_kernels, dispatch
+from minigan import backend, cuda_kernels, cuda_loading, dispatch
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNATURE = re.compile(r'extern "C" __global__ void(?: __launch_bounds__\(\w+\))?\s+(\w+)\(([^)]*)\)')
@@ -67,7 +67,7 @@ def loader(monkeypatch):
         probed.append(way)
         return results.get(way)
 
-    monkeypatch.setattr(cuda_kernels, '_loaded', None)
+    monkeypatch.setattr(cuda_loading, '_loaded', None)
     monkeypatch.setattr(cuda_kernels, '_extension', lambda: SimpleNamespace())
     monkeypatch.setattr(cuda_kernels, '_probe', probe)
     monkeypatch.setattr(backend, '_cupy', _standin_cupy(_Stream(capturing=False)))
@@ -118,10 +118,10 @@ def test_nothing_is_tried_or_cached_while_a_graph_is_captured(loader, monkeypatc
     for _ in range(2):
         assert 'inside a CUDA graph capture' in cuda_kernels.load_error()
         assert not cuda_kernels.available()
-    assert loader.probed == [] and cuda_kernels._loaded is None
+    assert loader.probed == [] and cuda_loading._loaded is None
     stream.capturing = False                                 # the capture ended: the next call loads
     assert cuda_kernels.load_error() is None
-    assert loader.probed == ['extension'] and cuda_kernels._loaded == ('extension', None)
+    assert loader.probed == ['extension'] and cuda_loading._loaded == ('extension', None)
     stream.capturing = True                                  # once loaded, a capture changes nothing
     assert cuda_kernels.load_error() is None and loader.probed == ['extension']
 
@@ -139,18 +139,18 @@ def test_a_failure_while_a_capture_began_is_not_cached(loader, monkeypatch):
 
     monkeypatch.setattr(cuda_kernels, '_probe', probe)
     assert 'cudaErrorStreamCaptureImplicit' in cuda_kernels.load_error()
-    assert cuda_kernels._loaded is None
+    assert cuda_loading._loaded is None
     stream.capturing = False
     monkeypatch.setattr(cuda_kernels, '_probe', lambda way: loader.probed.append(way))
     assert cuda_kernels.load_error() is None
-    assert loader.probed == ['extension', 'nvrtc', 'extension'] and cuda_kernels._loaded == ('extension', None)
+    assert loader.probed == ['extension', 'nvrtc', 'extension'] and cuda_loading._loaded == ('extension', None)
 
 
 def test_a_stream_that_cannot_be_asked_is_not_cached_either(loader, monkeypatch):
     stream = _Stream(error=_CUDARuntimeError(700))           # cudaErrorIllegalAddress: not a capture
     monkeypatch.setattr(backend, '_cupy', _standin_cupy(stream))
     assert 'cannot be queried' in cuda_kernels.load_error() and '700' in cuda_kernels.load_error()
-    assert loader.probed == [] and cuda_kernels._loaded is None
+    assert loader.probed == [] and cuda_loading._loaded is None
     stream.error = None
     assert cuda_kernels.load_error() is None and loader.probed == ['extension']
 
