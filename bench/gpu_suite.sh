@@ -10,7 +10,7 @@
 #   ops        pytest -m gpu on every other test file (the ops on 'cuda')             (<= 230 s)
 #              both with MINIGAN_CUDA_DEBUG=1 (kernel outputs poisoned with NaN), 120 s per test
 #              with pytest-timeout, 8 workers with pytest-xdist                       -> tests.log
-#   memcheck   compute-sanitizer memcheck on the kernel tests (NVRTC, float32 and float64)   (<= 225 s)
+#   memcheck   compute-sanitizer memcheck on the kernel tests (NVRTC; float32, float64, TF32) (<= 225 s)
 #   racecheck  compute-sanitizer racecheck on the float32 conv and batch-norm tests           (<= 225 s)
 #              each after a pre-flight (the sanitizer on a tiny CuPy program, <= 45 s): where the
 #              sanitizer is missing or refuses the device (gVisor: "Device not supported") the part
@@ -41,7 +41,7 @@ done
 CUDA_TESTS=(tests/test_cuda_loading.py tests/test_cuda_capture.py tests/test_cuda_kernels.py tests/test_cuda_graph.py)
 IGNORE_CUDA_TESTS=()
 for f in "${CUDA_TESTS[@]}"; do IGNORE_CUDA_TESTS+=(--ignore="$f"); done
-KERNELS='(conv_primitives_match_reference or batch_norm_act_matches_reference or optimizer_steps_match_reference or sgd_momentum_step_matches_reference) and nvrtc and not tf32'
+KERNELS='(conv_primitives_match_reference or batch_norm_act_matches_reference or optimizer_steps_match_reference or sgd_momentum_step_matches_reference) and nvrtc'
 SHARED='(conv_primitives_match_reference and float32 or batch_norm_act_matches_reference and float32) and nvrtc'
 NO_POOL=(-c 'import sys, cupy, pytest; cupy.cuda.set_allocator(None); sys.exit(pytest.main(sys.argv[1:]))')
 
