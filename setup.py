@@ -127,7 +127,14 @@ setup(
     install_requires=['numpy>=1.24', 'scipy>=1.10', 'pillow>=10.1', 'numba>=0.59', 'tqdm>=4.60'],
     extras_require={
         'test': ['pytest>=7', 'pytest-benchmark>=4', 'hypothesis>=6', 'torch==2.13.0'],
-        'cuda': ['cupy-cuda12x>=13'],
+        # CuPy for the GPU, with the CUDA libraries it loads (NVRTC compiles minigan's kernels) as
+        # wheels ([ctk]), so that a driver is all the machine needs: cuda13 for a CUDA 13 driver
+        # (580 or newer; nvidia-smi says "CUDA Version: 13.x"), cuda12 for a CUDA 12 driver. `cuda`
+        # is cuda12, which a CUDA 13 driver runs too. None of them pulls in PyTorch: the GPU scripts
+        # in bench/ use whatever torch is installed (the `test` extra's pin is for CPU-only CI).
+        'cuda12': ['cupy-cuda12x[ctk]>=14'],
+        'cuda13': ['cupy-cuda13x[ctk]>=14'],
+        'cuda': ['cupy-cuda12x[ctk]>=14'],
     },
     entry_points={'console_scripts': [
         'minigan-train=minigan.train:main',

@@ -4,6 +4,10 @@
     python bench/gpu_compare_torch.py --only workloads -w dcgan32_b64 --repeats 50
     python bench/gpu_compare_torch.py --only layers --layers dcgan32
 
+The JSON file (--json) is rewritten after every row, so a run stopped by a time limit keeps what it
+measured; a file already there (an earlier part of the same run, e.g. --only scaling after --only
+workloads) is read first and its other sections kept.
+
 The parts, each a markdown table on stdout and a section of the JSON (bench/laptop_vs_gpu.py reads it):
     ceiling    a large SGEMM through CuPy (cuBLAS), in float32 and in TF32 (each in a subprocess with
                CUPY_TF32=0 or 1): the TFLOP/s every other number is read against
@@ -336,37 +340,62 @@ def main():
     except RuntimeError as e:
         fail(f'--backend {args.backend}: {e}')
     parts = args.only or list(PARTS)
-    results = {'machine': dict(machine(cp, torch), minigan_backend=args.backend,
-                               minigan_gpu_backends=dispatch.available_gpu_backends())}
-    print(f'# {results["machine"]}')
-    results['ceiling'] = ceiling(cp) if 'ceiling' in parts else {}
-    fp32_ceiling = results['ceiling'].get('fp32_tflops')
-    if results['ceiling']:
-        print(f'\nSGEMM 8192^3 through CuPy: {fp32_ceiling} TFLOP/s float32, '
-              f'{results["ceiling"]["tf32_tflops"]} TFLOP/s TF32')
+    results = load_json(args.json)
+    results['machine'] = dict(machine(cp, torch), minigan_backend=args.backend,
+                              minigan_gpu_backends=dispatch.available_gpu_backends())
+    print(f'# {results["machine"]}', flush=True)
+    save_json(args.json, results)
+    if 'ceiling' in parts:
+        results['ceiling'] = ceiling(cp)
+        save_json(args.json, results)
+        print(f'\nSGEMM 8192^3 through CuPy: {results["ceiling"]["fp32_tflops"]} TFLOP/s float32, '
+              f'{results["ceiling"]["tf32_tflops"]} TFLOP/s TF32', flush=True)
+    fp32_ceiling = results.get('ceiling', {}).get('fp32_tflops')
     measured = {}
 
-    def rows_of(names):
+    def rows_of(part, names):
+        """The rows of `names`, each measured once, the JSON rewritten after each."""
         for w in names:
             if w not in measured:
                 measured[w] = measure_workload(w, cp, torch, args, fp32_ceiling)
-        return [measured[w] for w in names]
+            results[part] = [measured[n] for n in names if n in measured]
+            save_json(args.json, results)
+        return results[part]
 
     if 'workloads' in parts:
-        results['workloads'] = rows_of(args.workload or compare_torch.WORKLOADS)
-        print('\n## Training steps (median ms)\n\n' + workload_table(results['workloads'], fp32_ceiling), flush=True)
+        rows = rows_of('workloads', args.workload or compare_torch.WORKLOADS)
+        print('\n## Training steps (median ms)\n\n' + workload_table(rows, fp32_ceiling), flush=True)
     if 'scaling' in parts:
-        results['scaling'] = rows_of(SCALING)
-        print('\n## DCGAN-32 batch scaling\n\n' + workload_table(results['scaling'], fp32_ceiling), flush=True)
+        rows = rows_of('scaling', SCALING)
+        print('\n## DCGAN-32 batch scaling\n\n' + workload_table(rows, fp32_ceiling), flush=True)
     if 'layers' in parts:
         from bench_conv_layers import LAYERS, PRIMITIVES
         layers = [layer for layer in LAYERS if not args.layers or layer[0].split('/')[0] in args.layers]
-        results['layers'] = [measure_layer(layer, prim, cp, torch, args) for layer in layers for prim in PRIMITIVES]
+        results['layers'] = []
+        for layer in layers:
+            for prim in PRIMITIVES:
+                results['layers'].append(measure_layer(layer, prim, cp, torch, args))
+                save_json(args.json, results)
         print('\n## Conv layers at batch 64 (median ms per call)\n\n' + layer_table(results['layers']), flush=True)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
 
+
+def load_json(path):
+    """The results already in `path` (an earlier part of the same run), else a new dict."""
+    if path and os.path.isfile(path):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except ValueError:
+            print(f'warning: {path} is not JSON; starting it afresh', file=sys.stderr)
+    return {}
+
+
+def save_json(path, results):
+    """Write `results` to `path` whole or not at all (a run stopped by its time limit keeps the last rows)."""
+    if path:
+        with open(path + '.part', 'w') as f:
+            json.dump(results, f, indent=1)
+        os.replace(path + '.part', path)
 
 if __name__ == '__main__':
     main()

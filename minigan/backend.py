@@ -17,7 +17,7 @@ def cupy_or_raise():
         except ImportError as e:
             raise RuntimeError(
                 'device "cuda" needs CuPy, which is not installed: '
-                'pip install "minigan[cuda]" (or a cupy-cudaXXx wheel matching your CUDA)') from e
+                'pip install "minigan[cuda13]" for a CUDA 13 driver, "minigan[cuda12]" for CUDA 12') from e
         try:
             n = cupy.cuda.runtime.getDeviceCount()
         except Exception as e:  # no driver, no device
@@ -55,12 +55,54 @@ def to_device(a, device):
     device = check_device(device)
     if device == 'cuda':
         cp = cupy_or_raise()
-        return a if is_cupy_array(a) else cp.asarray(a)
-    return a.get() if is_cupy_array(a) else a
+        if is_cupy_array(a):
+            return a
+        if np.ndim(a) != 0:                # a 0-d value is written by a fill kernel, which a graph records
+            refuse_during_capture(
+                'a host-to-device copy (mg.tensor(..., device="cuda"), t.to("cuda"), backend.to_device)',
+                'a graph records it as a copy from a staging buffer that CuPy reuses, so every replay would '
+                'read stale data; make the array before the capture and pass it in as an input of the step')
+        return cp.asarray(a)
+    if is_cupy_array(a):
+        refuse_during_capture('a device-to-host copy (t.numpy(), np.asarray(t), backend.to_device(a, "cpu"))',
+                              HOST_READ)
+        return a.get()
+    return a
 
 
 def array_module(device):
     return cupy_or_raise() if check_device(device) == 'cuda' else np
+
+
+# ---- the capture guard: calls that a CUDA graph cannot record ----------------------------------
+
+class GraphCaptureError(RuntimeError):
+    """A step being captured as a CUDA graph did something a graph cannot record (minigan.cuda_graph)."""
+
+
+def is_capturing():
+    """Whether CuPy's current stream is recording a CUDA graph. False while CuPy was never imported
+    (the CPU path), so it costs nothing there."""
+    if _cupy is None or getattr(_cupy.cuda.runtime, 'is_hip', False):
+        return False
+    try:
+        return bool(_cupy.cuda.get_current_stream().is_capturing())
+    except _cupy.cuda.runtime.CUDARuntimeError as e:
+        if 900 <= e.status <= 909:   # cudaErrorStreamCapture*: asked on the legacy stream while another captures
+            return True
+        raise
+    except RuntimeError:             # CuPy's own: the stream was capturing, and an error invalidated the capture
+        return True
+
+
+def refuse_during_capture(call, instead):
+    """Raise GraphCaptureError naming `call` and what to do `instead` when a graph is being captured."""
+    if is_capturing():
+        raise GraphCaptureError(f'{call} inside a step being captured as a CUDA graph: {instead}')
+
+
+HOST_READ = ('it waits for the GPU and copies to the host, which a graph cannot record; return the tensor '
+             'from the step and read it after the replay (keep device flags on the device: xp.isfinite)')
 
 
 def cuda_available():

@@ -21,21 +21,25 @@ every array alive outside the step that it touches (weights, buffers, optimizer 
 stay alive and keep its identity, which is why GraphedGANStep re-binds arrays that were replaced.
 
 The rules a step must keep to be captured:
-    - no host synchronisation: no .item(), .numpy(), float(t), int(t), bool(t), `if t:`, print(t),
-      no cupy.cuda.Device().synchronize(). Each of them makes the capture fail, and GraphCaptureError
-      says so: that is how tests/test_cuda_graph.py checks that a training step never waits for the host;
+    - no host synchronisation: no .item(), .numpy(), .tolist(), float(t), int(t), bool(t), `if t:`,
+      print(t), no cupy.cuda.Device().synchronize(). minigan's own reads refuse at once, naming the
+      call (backend.refuse_during_capture, called by Tensor and backend.to_device); any other makes
+      the capture fail. Either way GraphCaptureError says so: that is how tests/test_cuda_graph.py
+      checks that a training step never waits for the host;
     - no Python branching on device values (they are unknown while the kernels are only recorded):
       compute a device flag instead, as GraphedGANStep does for its NaN check;
     - nothing that changes from step to step may be a Python number baked into a kernel launch: take
       it as an input (the noise batch), or keep it in a device array that the host rewrites before
       each replay (here: the learning rate and Adam's bias corrections);
-    - no host-to-device copy of a host array inside the step (cupy.asarray(numpy_array),
-      minigan.randn(..., device='cuda')): it need not fail the capture, and where it does not, it is
-      recorded as a copy from a staging buffer that CuPy reuses, so replays read stale data (Python
-      scalars are fine: CuPy writes them with a fill kernel). Nor may the step put work on the legacy
+    - no host-to-device copy of a host array inside the step: it need not fail the capture, and where
+      it does not, it is recorded as a copy from a staging buffer that CuPy reuses, so replays read
+      stale data (0-d values are fine: CuPy writes them with a fill kernel). minigan refuses its own
+      (mg.tensor(..., device='cuda'), t.to('cuda'), backend.to_device, and the random draws
+      mg.randn/rand/randint(..., device='cuda'), which are made on the host); a direct
+      cupy.asarray(numpy_array) cannot be caught here. Nor may the step put work on the legacy
       default stream: the capture stream does not wait for it, so it would run once, at capture.
-      Neither mistake fails loudly, which is why the graphed step is also checked against the eager
-      one, step by step;
+      Those two mistakes do not fail loudly, which is why the graphed step is also checked against
+      the eager one, step by step;
     - fixed shapes: a graph replays the shapes it was captured with (drop an epoch's short last batch).
 
 GraphedGANStep is GANTrainer's DCGAN step (D on a real and a fake batch, then G; non-saturating loss)
@@ -54,7 +58,7 @@ import functools
 import numpy as np
 
 from . import autograd
-from .backend import cupy_or_raise, get_array_module, is_cupy_array
+from .backend import GraphCaptureError, cupy_or_raise, get_array_module, is_cupy_array
 from .gan import losses
 from .gan.trainer import NonFiniteLoss
 from .optim import Adam
@@ -66,10 +70,6 @@ _CAPTURE_HELP = ('the step cannot be recorded as a CUDA graph: while capturing i
                  'something, most often a device-to-host copy or a synchronisation (.item(), .numpy(), '
                  'float(t), bool(t), `if t:`, print(t), Device().synchronize()); keep such reads '
                  'after the replay, on the step\'s outputs')
-
-
-class GraphCaptureError(RuntimeError):
-    """The step synchronised with the host, or did something else a CUDA graph cannot record."""
 
 
 # ---- checks at the door ------------------------------------------------------------------------
@@ -170,8 +170,8 @@ def _capture(stream, step_fn, args):
         outputs = step_fn(*args)
     except BaseException as e:
         _abandon_capture(stream)
-        if not isinstance(e, Exception):         # Ctrl-C and the like go through as they are
-            raise
+        if not isinstance(e, Exception) or isinstance(e, GraphCaptureError):
+            raise                                # Ctrl-C, and the capture guard's errors (they name the call)
         raise GraphCaptureError(f'{_CAPTURE_HELP} (it raised {type(e).__name__}: {e})') from e
     try:
         graph = stream.end_capture()

@@ -6,16 +6,20 @@ The same sources reach the GPU in one of two ways, picked per call by `via`:
     'extension'  compiled by nvcc at install into the module minigan._cuda (only with
                  MINIGAN_BUILD_CUDA=1 where nvcc is found; see setup.py), whose functions take
                  device pointers as integers and launch on CuPy's current stream
-    None         the extension where it was built, else NVRTC
-Either way the launch (grid, block, arguments) is worked out here, in one place.
+    None         the way that loaded: the extension where it was built and runs on this GPU, else
+                 NVRTC (with a RuntimeWarning saying why the extension was passed over)
+Either way the launch (grid, block, arguments) is worked out here, in one place. Which way loads is
+decided once, on first use, by cuda_loading.py (never during a graph capture); load_error says why not.
+
+MINIGAN_CUDA_DEBUG=1 fills every kernel output with NaN before its launch (WRITES names them), so
+that an element a kernel never writes shows as NaN instead of whatever the memory pool held; the GPU
+tests run in that mode (tests/conftest.py).
 
 The kernels, each for float32 and float64 (the math is written at the top of each .cu file):
-    conv2d_forward, conv2d_backward_data, conv2d_backward_weight
-        implicit GEMMs tiled in shared memory; tf32=True multiplies float32 on tensor cores
-    batch_norm_act_forward, batch_norm_act_backward
-        training-mode batch norm and a leaky ReLU in one kernel (slope 1: no activation, 0: ReLU)
-    adam_step, rmsprop_step, sgd_momentum_step
-        the optimisers' updates, in place
+conv2d_forward, conv2d_backward_data, conv2d_backward_weight: implicit GEMMs tiled in shared memory
+(tf32=True multiplies float32 on tensor cores); batch_norm_act_forward, batch_norm_act_backward:
+training-mode batch norm and a leaky ReLU (slope 1: none, 0: ReLU); adam_step, rmsprop_step,
+sgd_momentum_step: the optimisers' updates, in place.
 The conv primitives, batch_norm_forward / batch_norm_backward and the optimiser steps take the
 arguments of the CPU backends' kernels (cpp_kernels.py), so that dispatch.py can hand them CuPy
 arrays. Arrays are checked on the way in: CuPy arrays on the current device, all float32 or all
@@ -26,12 +30,13 @@ import functools
 import importlib
 import importlib.resources
 import importlib.util
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from . import cuda_launch
+from . import cuda_launch, cuda_loading
 from .backend import cupy_or_raise, is_cupy_array
 from .cuda_launch import THREADS
 from .functional.im2col import conv_output_size, pair
@@ -52,6 +57,13 @@ KERNELS = {
     'rmsprop_step': ('optimizers.cu', ('f32', 'f64')),
     'sgd_momentum_step': ('optimizers.cu', ('f32', 'f64')),
 }
+
+# every kernel: the positions of its output arrays among the launch arguments (the non-const pointers
+# of its signature that it only writes; the optimisers update theirs in place, so they have none)
+WRITES = {'conv2d_forward': (2,), 'conv2d_backward_data': (2,), 'conv2d_backward_weight': (2,),
+          'conv2d_sum_splits': (1,), 'batch_norm_act_stats': (1,), 'batch_norm_act_forward': (4, 5, 6, 7),
+          'batch_norm_act_backward_sums': (4,), 'batch_norm_act_backward': (7, 8, 9),
+          'adam_step': (), 'rmsprop_step': (), 'sgd_momentum_step': ()}
 
 INT_MAX = 2 ** 31 - 1           # the kernels index with 32-bit ints
 
@@ -112,7 +124,8 @@ def ways():
 
 def _way(via):
     if via is None:
-        return 'extension' if _extension() is not None else 'nvrtc'
+        loaded = _load()[0]
+        return loaded or ('extension' if _extension() is not None else 'nvrtc')
     if via == 'extension' and _extension() is None:
         raise RuntimeError('via="extension": minigan._cuda was not built; reinstall with '
                            '`MINIGAN_BUILD_CUDA=1 pip install -e .` where nvcc is, or use via="nvrtc"')
@@ -133,9 +146,17 @@ def _raw_kernel(name, device_id):
     return _raw_module(entry_points()[name], device_id).get_function(name)
 
 
+def debug_mode():
+    """Whether MINIGAN_CUDA_DEBUG=1: kernel outputs are filled with NaN before each launch."""
+    return os.environ.get('MINIGAN_CUDA_DEBUG') == '1'
+
+
 def _launch(name, grid, block, args, via):
     """Run entry point `name` on CuPy's current stream; args: CuPy arrays and NumPy scalars."""
     cp = cupy_or_raise()
+    if debug_mode():
+        for i in WRITES[name.rsplit('_', 1)[0]]:
+            args[i].fill(np.nan)
     if _way(via) == 'nvrtc':
         _raw_kernel(name, cp.cuda.Device().id)(grid, block, args)
     else:
@@ -143,15 +164,14 @@ def _launch(name, grid, block, args, via):
         getattr(_extension(), name)(grid, block, cp.cuda.get_current_stream().ptr, *pointers)
 
 
-@functools.lru_cache(maxsize=None)
-def load_error():
-    """None when the kernels load and run (the default way, on the current GPU), else why not, as text.
+def _probe(way):
+    """None when the kernels load `way` and run on the current GPU, else why not, as text.
 
     Compiles every kernel (NVRTC) or finds each in the extension, then runs one tiny launch: an
     extension built for other GPUs has its kernels, but cannot run them here."""
     try:
         cp = cupy_or_raise()
-        if _way(None) == 'extension':
+        if way == 'extension':
             missing = [name for name in entry_points() if not hasattr(_extension(), name)]
             if missing:
                 return f'minigan._cuda lacks {", ".join(missing)}: rebuild it (MINIGAN_BUILD_CUDA=1 pip install -e .)'
@@ -159,11 +179,22 @@ def load_error():
             for name in entry_points():
                 _raw_kernel(name, cp.cuda.Device().id)
         p = cp.zeros(1, dtype=np.float32)
-        sgd_momentum_step(p, p, cp.zeros(1, dtype=np.float32), 0.0, 0.0, 0.0)
+        sgd_momentum_step(p, p, cp.zeros(1, dtype=np.float32), 0.0, 0.0, 0.0, via=way)
         cp.cuda.get_current_stream().synchronize()
-    except Exception as e:  # no CuPy, no GPU, no NVRTC, a compile error, no code for this GPU: fall back
+    except Exception as e:  # no CuPy, no GPU, no NVRTC, a compile error, no code for this GPU
         return f'{type(e).__name__}: {e}'
     return None
+
+
+def _load():
+    """(the way the kernels load here, None), else (None, why not): cuda_loading.load, which tries the
+    extension first where it was built, once per process and never during a graph capture."""
+    return cuda_loading.load(ways()[::-1], _probe)
+
+
+def load_error():
+    """None when the kernels load and run (the default way, on the current GPU), else why not, as text."""
+    return _load()[1]
 
 
 def available():

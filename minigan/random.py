@@ -39,15 +39,27 @@ def _make(arr, dtype, device, requires_grad):
     return Tensor(arr, requires_grad=requires_grad)
 
 
+def _refuse_draw_in_capture(call, device):
+    """A draw for "cuda" is made on the host and copied: a CUDA graph would replay the same numbers."""
+    if device is not None and backend.check_device(device) == 'cuda':
+        backend.refuse_during_capture(
+            f'{call}(..., device="cuda"), a random draw on the host',
+            'a graph records its copy once, so every replay would reuse one draw (or stale data); draw it '
+            'before each replay and pass it in as an input of the step, as GraphedGANStep does with its noise')
+
+
 def randn(*shape, dtype=np.float32, device=None, requires_grad=False):
+    _refuse_draw_in_capture('mg.randn', device)
     return _make(_generator.standard_normal(_shape(shape)), dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=np.float32, device=None, requires_grad=False):
+    _refuse_draw_in_capture('mg.rand', device)
     return _make(_generator.random(_shape(shape)), dtype, device, requires_grad)
 
 
 def randint(low, high, shape, dtype=np.int64, device=None):
+    _refuse_draw_in_capture('mg.randint', device)
     return _make(_generator.integers(low, high, size=_shape((shape,))), dtype, device, False)
 
 

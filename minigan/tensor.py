@@ -65,25 +65,41 @@ class Tensor:
     # ---- conversions ---------------------------------------------------
     def numpy(self):
         """A host NumPy copy of the data."""
+        self._refuse_host_read_in_capture('t.numpy()')
         return np.array(backend.to_device(self.array, 'cpu'), copy=True)
+
+    def tolist(self):
+        """The values as (nested lists of) Python numbers, as PyTorch's tolist()."""
+        self._refuse_host_read_in_capture('t.tolist()')
+        return backend.to_device(self.array, 'cpu').tolist()
 
     def __array__(self, dtype=None, copy=None):
         a = backend.to_device(self.array, 'cpu')
         return a if dtype is None else a.astype(dtype)
 
     def item(self):
-        if self.array.size != 1:
-            raise ValueError(f'item() needs a single-element tensor, this one has shape {self.shape}')
-        return self.array.reshape(()).item()
+        return self._item('t.item()')
 
     def __float__(self):
-        return float(self.item())
+        return float(self._item('float(t)'))
 
     def __int__(self):
-        return int(self.item())
+        return int(self._item('int(t)'))
 
     def __bool__(self):
-        return bool(self.item())
+        return bool(self._item('bool(t) (`if t:`)'))
+
+    def _item(self, call):
+        self._refuse_host_read_in_capture(call)
+        if self.array.size != 1:
+            raise ValueError(f'{call} needs a single-element tensor, this one has shape {self.shape}')
+        return self.array.reshape(()).item()
+
+    def _refuse_host_read_in_capture(self, call):
+        """Reading a CuPy array on the host waits for the GPU: refused while a CUDA graph is captured
+        (cuda_graph.py). NumPy arrays never ask the stream, so the CPU path pays nothing."""
+        if backend.is_cupy_array(self.array):
+            backend.refuse_during_capture(call, backend.HOST_READ)
 
     def to(self, device=None, dtype=None):
         """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes."""

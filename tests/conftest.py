@@ -16,6 +16,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _cuda_debug_for_gpu_tests(request, monkeypatch):
+    """GPU tests run with MINIGAN_CUDA_DEBUG=1: every kernel output starts as NaN, so an element that a
+    kernel never writes fails the test instead of passing on whatever the memory pool held."""
+    if request.node.get_closest_marker('gpu') is not None:
+        monkeypatch.setenv('MINIGAN_CUDA_DEBUG', '1')
+
+
 @pytest.fixture(params=DEVICES)
 def device(request):
     """Every op test runs on the CPU, and on the GPU whenever one is at hand."""

@@ -2,7 +2,7 @@
 waits for the host.
 
 On a GPU (tests marked gpu): capturing fails on any synchronising call (.item(), .numpy(), a stream
-or device synchronisation), so a DCGAN-32 step that captures is a step without a host round trip,
+or device synchronisation; minigan's own are refused by name, tests/test_cuda_capture.py), so a DCGAN-32 step that captures is a step without a host round trip,
 on each GPU backend; a step that reads a value on the host is refused; three consecutive graphed
 DCGAN steps equal three eager GANTrainer steps (same weights, batches and noise) to float32
 tolerance, and so do the steps after a learning-rate change, a resume and a sample grid (which give
@@ -135,10 +135,13 @@ def test_adam_update_changes_nothing_where_not_ok():
 
 @pytest.mark.gpu
 def test_capture_fails_on_a_host_read():
-    """The check's own check: a step that reads a value on the host cannot be captured."""
+    """The check's own check: a step that reads a value on the host cannot be captured, whether minigan
+    refuses the read by name (t.item()) or CUDA refuses it (CuPy's own device-to-host copy)."""
     x = mg.tensor(np.ones(4, np.float32), device='cuda')
-    with pytest.raises(GraphCaptureError, match='cannot be recorded as a CUDA graph'):
+    with pytest.raises(GraphCaptureError, match=r't\.item\(\) inside a step being captured as a CUDA graph'):
         GraphedStep(lambda t: t * float(t.sum().item()), [x])
+    with pytest.raises(GraphCaptureError, match='cannot be recorded as a CUDA graph'):
+        GraphedStep(lambda t: t * float(t.array.sum().get()), [x])
 
 
 @pytest.mark.gpu
