@@ -11,9 +11,8 @@ The same sources reach the GPU in one of two ways, picked per call by `via`:
 Either way the launch (grid, block, arguments) is worked out here, in one place. Which way loads is
 decided once, on first use, by cuda_loading.py (never during a graph capture); load_error says why not.
 
-MINIGAN_CUDA_DEBUG=1 fills every kernel output with NaN before its launch (WRITES names them), so
-that an element a kernel never writes shows as NaN instead of whatever the memory pool held; the GPU
-tests run in that mode (tests/conftest.py).
+MINIGAN_CUDA_DEBUG=1 fills every kernel output (WRITES) with NaN before its launch, so an element a
+kernel never writes shows as NaN, not as what the memory pool held; the GPU tests run so.
 
 The kernels, each for float32 and float64 (the math is written at the top of each .cu file):
 conv2d_forward, conv2d_backward_data, conv2d_backward_weight: implicit GEMMs tiled in shared memory
