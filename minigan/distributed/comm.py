@@ -99,6 +99,12 @@ class Pending:
     def __init__(self, request, out, what):
         self.request, self.out, self.what = request, out, what
 
+    def poke(self):
+        """Let MPI move the transfer on (MPI progresses inside its calls): the backward pass
+        calls this as it goes, so the all-reduce advances while gradients are computed."""
+        if self.request is not None and self.request.Test():
+            self.request = None
+
     def wait(self):
         if self.request is not None:
             _wait(self.request, self.what)

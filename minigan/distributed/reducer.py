@@ -67,6 +67,9 @@ class Reducer:
             missing[b] -= 1
             if missing[b] == 0:
                 pending[b] = comm.start_all_reduce(flat)
+            for started in pending:
+                if started is not None:
+                    started.poke()
 
         t0 = time.perf_counter()
         grads = autograd._default_grad_outputs([loss], None)
