@@ -128,6 +128,7 @@ setup(
     extras_require={
         'test': ['pytest>=7', 'pytest-benchmark>=4', 'hypothesis>=6', 'torch==2.13.0'],
         'cuda': ['cupy-cuda12x>=13'],
+        'mpi': ['mpi4py>=4', 'mpich>=4'],
     },
     entry_points={'console_scripts': [
         'minigan-train=minigan.train:main',

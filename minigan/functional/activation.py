@@ -8,7 +8,7 @@ import numpy as np
 from .. import dispatch
 from ..autograd import Function
 from ..backend import get_array_module, to_device
-from ..random import generator
+from ..random import draw_for_batch, generator
 from ..tensor import Tensor
 from .reduce import sum as _sum
 
@@ -220,7 +220,7 @@ def dropout(x, p=0.5, training=True):
         raise ValueError(f'dropout probability has to be between 0 and 1, but got {p}')
     if not training or p == 0:
         return x
-    keep = generator().random(x.shape) < 1 - p          # drawn on the host: a seed fixes it on any device
+    keep = draw_for_batch(generator().random, x.shape) < 1 - p   # on the host: a seed fixes it on any device
     if p == 1:
         mask = np.zeros(x.shape, dtype=x.dtype)
     else:
