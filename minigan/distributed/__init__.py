@@ -18,4 +18,4 @@ from .comm import (DistributedError, all_equal, barrier, init, is_initialized, r
 from .data import shard  # noqa: F401
 from .ops import all_reduce, all_reduce_sum, broadcast, broadcast_module  # noqa: F401
 from .reducer import Reducer  # noqa: F401
-from .sync_bn import SyncBatchNorm, convert_sync_batchnorm  # noqa: F401
+from .sync_bn import SyncBatchNorm, convert_sync_batchnorm, local_statistics  # noqa: F401

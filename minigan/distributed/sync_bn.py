@@ -8,6 +8,8 @@ the single-process run at batch 64). With it, the statistics are all-reduced sum
 all_reduce_sum is itself differentiable, the backward pass gets the cross-process terms of
 the batch-norm gradient from the same graph, double backprop included.
 """
+import contextlib
+
 import numpy as np
 
 from ..autograd import no_grad
@@ -19,9 +21,10 @@ from .ops import all_reduce_sum
 class SyncBatchNorm(_BatchNorm):
     """BatchNorm over (N, C), (N, C, L) or (N, C, H, W) input whose statistics span every process."""
     _expected_dims = (2, 3, 4)
+    synchronize = True               # off inside local_statistics()
 
     def forward(self, x):
-        if not self.training:
+        if not self.training or not self.synchronize:
             return super().forward(x)
         if x.ndim not in self._expected_dims or x.shape[1] != self.num_features:
             raise ValueError(f'SyncBatchNorm({self.num_features}) expects input with {self.num_features} '
@@ -51,6 +54,21 @@ class SyncBatchNorm(_BatchNorm):
         self.running_mean.array[...] = ((1 - m) * self.running_mean.array + m * mean.array).astype(dt)
         self.running_var.array[...] = ((1 - m) * self.running_var.array
                                        + m * var.array * (n / (n - 1))).astype(dt)
+
+
+@contextlib.contextmanager
+def local_statistics(module):
+    """Inside the block, the SyncBatchNorm layers of `module` use this process's batch alone: for work
+    that one process does while the others do not (rank 0 drawing a sample grid), which must not wait
+    for them in an all-reduce."""
+    layers = [m for _, m in module.named_modules() if isinstance(m, SyncBatchNorm)]
+    for m in layers:
+        m.synchronize = False
+    try:
+        yield module
+    finally:
+        for m in layers:
+            m.synchronize = True
 
 
 def convert_sync_batchnorm(module):
