@@ -135,6 +135,7 @@ setup(
         'cuda12': ['cupy-cuda12x[ctk]>=14'],
         'cuda13': ['cupy-cuda13x[ctk]>=14'],
         'cuda': ['cupy-cuda12x[ctk]>=14'],
+        'mpi': ['mpi4py>=4', 'mpich>=4'],         # mpiexec -n N python -m minigan.train --distributed
     },
     entry_points={'console_scripts': [
         'minigan-train=minigan.train:main',

@@ -108,10 +108,30 @@ def _functions_leading_to(roots, targets):
     return useful
 
 
-def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_graph=None):
+def _uses_of(outputs, target_ids):
+    """{id(target): how many inputs of the Functions behind `outputs` are that target}."""
+    uses, seen = dict.fromkeys(target_ids, 0), set()
+    stack = [t.creator for t in outputs if t.creator is not None]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen or f.inputs is None:
+            continue
+        seen.add(id(f))
+        for x in f.inputs:
+            if x is not None and id(x) in uses:
+                uses[id(x)] += 1
+            if x is not None and x.creator is not None:
+                stack.append(x.creator)
+    return uses
+
+
+def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_graph=None, on_ready=None):
     """Propagate gradients from `outputs`; return {id(tensor): (tensor, grad)} for the targets.
 
     targets are `inputs` when given (mg.grad), else every leaf that requires grad.
+    on_ready(x, grad): called for each leaf in `inputs` as soon as its gradient is complete,
+    while the rest of the backward pass goes on (data parallel training starts averaging
+    the gradients of the last layers over the processes then).
     """
     retain_graph = create_graph if retain_graph is None else retain_graph
     useful = None if inputs is None else _functions_leading_to(outputs, inputs)
@@ -125,6 +145,16 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
         return id(x) in target_ids or (x.creator is not None and useful.get(id(x.creator), False))
 
     grads, result, heap, seen = {}, {}, [], set()
+    pending = _uses_of(outputs, target_ids) if on_ready is not None else {}
+    fired = set()
+
+    def maybe_ready(f):                  # a leaf target whose last consumer is done has its gradient
+        for x in f.inputs:
+            if x is not None and x.creator is None and pending.get(id(x), 0) > 0:
+                pending[id(x)] -= 1
+                if pending[id(x)] == 0:
+                    fired.add(id(x))
+                    on_ready(x, grads[id(x)][1] if id(x) in grads else None)
 
     def add_grad(x, g):
         if id(x) in grads:
@@ -168,11 +198,18 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
                         if gx.dtype != x.dtype:   # mixed-dtype ops: the gradient takes its input's dtype
                             gx = gx.to(dtype=x.dtype)
                         add_grad(x, gx)
+            if pending:
+                maybe_ready(f)
             if not retain_graph:
                 f.inputs = None       # free the graph: the saved tensors go with it
     for key, entry in grads.items():  # what is left: leaves, and targets without a creator
         if target_ids is None or key in target_ids:
             result[key] = entry
+    if on_ready is not None:          # targets whose last consumer never ran (no gradient reached it)
+        for x in inputs:
+            if id(x) not in fired and x.creator is None:
+                fired.add(id(x))
+                on_ready(x, result[id(x)][1] if id(x) in result else None)
     return result
 
 

@@ -8,6 +8,7 @@ from . import backend
 from .tensor import Tensor
 
 _generator = np.random.default_rng()
+_batch_shard = (0, 1)        # (k, n): this process holds shard k of n of every batch (minigan.distributed)
 
 
 def manual_seed(seed):
@@ -26,6 +27,23 @@ def get_rng_state():
 
 def set_rng_state(state):
     _generator.bit_generator.state = state
+
+
+def set_batch_shard(k, n):
+    """Declare that this process trains on shard k of n of every global batch (data parallel)."""
+    global _batch_shard
+    _batch_shard = (int(k), int(n))
+
+
+def draw_for_batch(draw, shape):
+    """draw(shape) for a batch whose first axis is examples. Under data parallel (shard k of n)
+    the numbers of the whole global batch are drawn, the same on every process since they
+    share the seed, and shard k is returned: a run then draws the same numbers for each
+    example whatever the number of processes."""
+    k, n = _batch_shard
+    if n == 1:
+        return draw(shape)
+    return np.split(draw((shape[0] * n,) + tuple(shape[1:])), n)[k]
 
 
 def _shape(shape):
@@ -61,6 +79,16 @@ def rand(*shape, dtype=np.float32, device=None, requires_grad=False):
 def randint(low, high, shape, dtype=np.int64, device=None):
     _refuse_draw_in_capture('mg.randint', device)
     return _make(_generator.integers(low, high, size=_shape((shape,))), dtype, device, False)
+
+
+def batch_randn(*shape, dtype=np.float32, device=None):
+    """randn for one batch of examples (noise z): the same numbers per example on any number of processes."""
+    return _make(draw_for_batch(_generator.standard_normal, _shape(shape)), dtype, device, False)
+
+
+def batch_rand(*shape, dtype=np.float32, device=None):
+    """rand for one batch of examples (WGAN-GP's mixing weights), sharded like batch_randn."""
+    return _make(draw_for_batch(_generator.random, _shape(shape)), dtype, device, False)
 
 
 def zeros(*shape, dtype=np.float32, device=None, requires_grad=False):

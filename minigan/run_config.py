@@ -33,10 +33,11 @@ DEFAULTS = {
     'subset': None, 'crop_padding': 0, 'lr_schedule': 'constant', 'eval_every': None,
     'cuda_graph': False, 'eval_n': 2000, 'flip': 'auto', 'labels_file': None, 'nz': 100, 'ngf': None,
     'ndf': None, 'n_critic': 5, 'clip': 0.01, 'gp_weight': 10.0,
+    'distributed': False, 'sync_bn': False, 'bucket_mb': 25.0,
 }
 # settings that may change when a run is resumed (everything else comes from its config.json)
 RESUME_OVERRIDES = ('epochs', 'max_steps', 'device', 'quiet', 'sample_every', 'checkpoint_every',
-                    'log_every', 'data_dir', 'eval_every', 'eval_n', 'cuda_graph')
+                    'log_every', 'data_dir', 'eval_every', 'eval_n', 'cuda_graph', 'distributed', 'bucket_mb')
 # what config.json records besides the settings: facts about the run, not choices
 FACTS = ('version', 'resolved_device', 'dataset', 'numpy', 'python', 'run_dir')
 

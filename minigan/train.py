@@ -26,7 +26,7 @@ from .gan.sampling import generate  # noqa: F401  (kept importable from here for
 from .run_config import (DEFAULTS, DEFAULT_EPOCHS, FULL_WIDTH, MODELS, QUICK_EPOCHS, QUICK_WIDTH,
                          UsageError, new_config, resume_config)
 from .run_recorder import RunRecorder
-from .training import TrainingSetup, run_training
+from .training import TrainingSetup, data_parallel, run_training
 
 PROG = 'minigan-train'
 
@@ -136,6 +136,17 @@ def build_parser(suppress_defaults=False):
         help='wgan: critic weights are clipped to [-CLIP, CLIP] after every critic step (default: 0.01)')
     add('--gp-weight', type=_positive_float,
         help='wgan-gp: weight lambda of the gradient penalty (default: 10)')
+    add('--distributed', action='store_true',
+        help='data parallel over the processes of `mpiexec -n N`: each trains on its N-th of every '
+             '--batch-size batch (which must divide by N), gradients are averaged over MPI (NCCL on '
+             'GPUs, one per process), rank 0 writes the run folder; a run may be resumed with another N '
+             '(default: off; needs pip install "minigan[mpi]")')
+    add('--sync-bn', action='store_true',
+        help='with --distributed: batch-norm statistics over the whole global batch, as one process '
+             'would compute them (default: off: each process normalises its own shard)')
+    add('--bucket-mb', type=_positive_float, metavar='MB',
+        help='with --distributed: gradients are averaged in buckets of about this many megabytes, each '
+             'sent as soon as backward has computed it (default: 25)')
     return p
 
 
@@ -191,6 +202,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get('MINIGAN_DEBUG'))
     try:
+        if args.distributed:
+            from . import distributed
+            distributed.init()                      # every process checks the folder before rank 0 writes
         if args.resume:
             given = vars(build_parser(suppress_defaults=True).parse_args(argv))   # the flags typed
             cfg, run_dir, resume = resume_config(args.resume, given), args.resume, True
@@ -201,10 +215,12 @@ def main(argv=None):
                 raise UsageError(f'{run_dir} already holds a run: continue it with --resume {run_dir}, '
                                  'or choose another --out')
             resume = False
+        if args.distributed:
+            distributed.barrier()
         os.makedirs(run_dir, exist_ok=True)
         setup = TrainingSetup(cfg)                  # seed, data, networks, optimisers, the step
         scorer = _sample_scorer(cfg, setup)
-        run = RunRecorder(cfg, run_dir, setup, resume)
+        run = (data_parallel.recorder if cfg.get('distributed') else RunRecorder)(cfg, run_dir, setup, resume)
     except KeyboardInterrupt:
         print(f'{PROG}: interrupted before training started', file=sys.stderr)
         return 130

@@ -5,17 +5,18 @@ from pathlib import Path
 import numpy as np
 
 from . import cache as _cache
-from . import cifar10, folder, imageops, mnist, svhn, synth
+from . import chars74k, cifar10, folder, imageops, mnist, svhn, synth
 from .dataset import Dataset
 from .download import download as _download
 from .download import md5sum, resolve_root
 from .errors import DatasetError, warn
 
-NAMES = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10')
+NAMES = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10', 'chars74k')
 _ALIASES = {'fashion_mnist': 'fashion-mnist', 'fashionmnist': 'fashion-mnist', 'cifar-10': 'cifar10',
-            'cifar_10': 'cifar10', 'synthetic': 'synth', 'default': 'synth'}
+            'cifar_10': 'cifar10', 'synthetic': 'synth', 'default': 'synth', 'chars74K': 'chars74k',
+            'chars-74k': 'chars74k'}
 SPLITS = {'synth': ('train', 'test'), 'svhn': ('train', 'test', 'extra'), 'mnist': ('train', 'test'),
-          'fashion-mnist': ('train', 'test'), 'cifar10': ('train', 'test')}
+          'fashion-mnist': ('train', 'test'), 'cifar10': ('train', 'test'), 'chars74k': ('train', 'test')}
 
 
 def available_datasets():
@@ -27,7 +28,7 @@ def load_dataset(name='synth', root=None, split='train', download=False, image_s
                  channels=None, **options):
     """Load a dataset as uint8 NCHW images and labels.
 
-    name:       "synth" (generated, no download), "svhn", "mnist", "fashion-mnist", "cifar10",
+    name:       "synth" (generated, no download), "svhn", "mnist", "fashion-mnist", "cifar10", "chars74k",
                 or the path of a folder of images (or of an archive of one)
     root:       the data folder (default: $MINIGAN_DATA or a per-user cache folder); downloads
                 and the decoded-array cache go there
@@ -52,7 +53,7 @@ def load_dataset(name='synth', root=None, split='train', download=False, image_s
         if split not in SPLITS[key]:
             raise DatasetError(f'{key} has the splits {", ".join(SPLITS[key])}, not {split!r}')
         loader = {'synth': _load_synth, 'svhn': _load_svhn, 'mnist': _load_mnist,
-                  'fashion-mnist': _load_mnist, 'cifar10': _load_cifar10}[key]
+                  'fashion-mnist': _load_mnist, 'cifar10': _load_cifar10, 'chars74k': _load_chars74k}[key]
         return loader(key, root, split, download, image_size, channels, use_cache, options)
     path = Path(os.fspath(name)).expanduser()
     if path.exists():
@@ -221,6 +222,29 @@ def _load_cifar10(key, root, split, download, image_size, channels, use_cache, o
         return {'images': images, 'labels': labels, 'classes': np.array(classes)}
     return _load_official(key, root, split, image_size, channels, use_cache, sources, read,
                           options.get('verify', False), 'resize')
+
+
+def _load_chars74k(key, root, split, download, image_size, channels, use_cache, options):
+    _no_options(key, options, ('verify', 'workers'))
+    folder_path = chars74k.find_images(root)
+    if folder_path is not None:
+        sources, path = [], folder_path
+        stamps = [_cache.listing_digest(folder.list_folder(folder_path))]
+    else:
+        path, fresh = _official(key, root, ['chars74k', ''], chars74k.ARCHIVE, chars74k.MD5,
+                                [chars74k.URL], download, options.get('verify', False))
+        sources, stamps = [(path, chars74k.MD5, fresh)], [_cache.file_stamp(path)]
+    size = 32 if image_size is None else int(image_size)
+    ckey, cname = _cache.make_key(key, [split, str(path), size, channels], stamps=stamps)
+
+    def build():
+        arrays = chars74k.read(path, split, size, 3 if channels is None else channels, options.get('workers'))
+        for p, md5, fresh in sources:
+            if not fresh:
+                _check_md5(key, p, md5, options.get('verify', False))
+        return arrays
+    arrays = _cache.cached(root, cname, ckey, build, use_cache)
+    return _dataset(arrays, key, split, str(path))
 
 
 # ---------------------------------------------------------------- folders

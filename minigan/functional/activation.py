@@ -8,7 +8,7 @@ import numpy as np
 from .. import dispatch
 from ..autograd import Function
 from ..backend import get_array_module, to_device
-from ..random import generator
+from ..random import draw_for_batch, generator
 from ..tensor import Tensor
 from .reduce import sum as _sum
 
@@ -220,9 +220,52 @@ def dropout(x, p=0.5, training=True):
         raise ValueError(f'dropout probability has to be between 0 and 1, but got {p}')
     if not training or p == 0:
         return x
-    keep = generator().random(x.shape) < 1 - p          # drawn on the host: a seed fixes it on any device
+    keep = draw_for_batch(generator().random, x.shape) < 1 - p   # on the host: a seed fixes it on any device
     if p == 1:
         mask = np.zeros(x.shape, dtype=x.dtype)
     else:
         mask = keep.astype(x.dtype) / x.dtype.type(1 - p)
     return Dropout(to_device(mask, x.device))(x)
+
+
+class PReLU(Function):
+    """y = x for x > 0, w·x otherwise, with a learned slope w per channel (axis 1) or one for all."""
+
+    def forward(self, x, w):
+        self.mask = (x > 0).astype(x.dtype)
+        return x * (self.mask + (1 - self.mask) * _channel_view(w, x.ndim))
+
+    def backward(self, gy):                      # dx = (1 if x > 0 else w) dy;  dw = Σ gy·x over x ≤ 0
+        x, w = self.inputs
+        neg = Tensor(1 - self.mask)
+        gx = gy * (Tensor(self.mask) + neg * w.reshape(_channel_shape(w, x.ndim))) \
+            if self.needs_input_grad[0] else None
+        gw = _sum_to_channels(gy * x * neg, w.shape) if self.needs_input_grad[1] else None
+        return gx, gw
+
+
+def _channel_shape(w, ndim):
+    """The shape that broadcasts a slope of shape (C,) along axis 1 of an ndim-d input (or (1,) everywhere)."""
+    return (1, w.shape[0]) + (1,) * (ndim - 2) if w.shape[0] > 1 else (1,) * max(ndim, 1)
+
+
+def _channel_view(w, ndim):
+    return w.reshape(_channel_shape(w, ndim))
+
+
+def _sum_to_channels(t, w_shape):
+    """Sum over every axis but the channel axis (all of them for a single slope), to w's shape."""
+    axes = tuple(i for i in range(t.ndim) if not (w_shape[0] > 1 and i == 1))
+    return _sum(t, axes).reshape(w_shape)
+
+
+def prelu(x, weight):
+    """max(0, x) + weight · min(0, x); weight has shape (1,) or (C,) for C = x.shape[1]."""
+    _check_tensor(x, 'prelu')
+    if not isinstance(weight, Tensor) or weight.ndim != 1:
+        raise ValueError('prelu: weight must be a 1-D Tensor of shape (1,) or (channels,)')
+    c = weight.shape[0]
+    if c != 1 and (x.ndim < 2 or x.shape[1] != c):
+        raise ValueError(f'prelu: a weight of {c} slopes needs an input with {c} channels on axis 1, '
+                         f'got shape {x.shape}')
+    return PReLU()(x, weight)

@@ -81,7 +81,7 @@ def gradient_penalty(critic, real, fake, alpha=None, weight=10.0):
         raise ValueError(f'gradient_penalty: real {real.shape} and fake {fake.shape} batches differ in shape')
     b = real.shape[0]
     if alpha is None:
-        alpha = mgr.rand(b, dtype=real.dtype, device=real.device)
+        alpha = mgr.batch_rand(b, dtype=real.dtype, device=real.device)
     alpha = alpha.detach().reshape((b,) + (1,) * (real.ndim - 1))
     real, fake = real.detach(), fake.detach()
     with autograd.enable_grad():

@@ -64,7 +64,10 @@ class GANTrainer:
 
     step_index counts the generator steps already done (0 for the first).
     Returns a dict of Python floats for metrics.jsonl.
+    `set_grads(loss, params)` sets the gradients before each optimiser step: data parallel
+    training replaces it with minigan.distributed.Reducer, which also averages them.
     """
+    set_grads = staticmethod(set_grads)
 
     def __init__(self, algorithm, G, D, opt_g, opt_d, nz=100, clip_value=0.01, n_critic=5,
                  gp_weight=10.0):
@@ -78,13 +81,13 @@ class GANTrainer:
 
     # ---- pieces ---------------------------------------------------------------
     def noise(self, batch, like):
-        return mgr.randn(batch, self.nz, 1, 1, dtype=like.dtype, device=like.device)
+        return mgr.batch_randn(batch, self.nz, 1, 1, dtype=like.dtype, device=like.device)
 
     def critic(self, x):
         return self.D(x).reshape(-1)
 
     def _update(self, loss, params, opt):
-        set_grads(loss, params)
+        self.set_grads(loss, params)
         opt.step()
 
     def clip_critic(self):
@@ -195,6 +198,7 @@ class GANTrainer:
 
 class ClassifierTrainer:
     """One SGD/Adam step of a classifier: cross-entropy, or sigmoid + BCE per class for multi-label data."""
+    set_grads = staticmethod(set_grads)
 
     def __init__(self, model, opt, multi_label=False):
         self.model, self.opt, self.multi_label = model, opt, multi_label
@@ -211,7 +215,7 @@ class ClassifierTrainer:
         logits = self.model(images)
         loss = self.loss(logits, labels)
         value = _checked('loss', loss)
-        set_grads(loss, self.params)
+        self.set_grads(loss, self.params)
         self.opt.step()
         correct, count = count_correct(logits, labels, self.multi_label)
         return {'loss': value, 'acc': correct / count, 'real_images': images.shape[0]}

@@ -11,3 +11,4 @@ from .classifier_score import classifier_score  # noqa: F401
 from .modes import mode_count, label_kl, label_histogram  # noqa: F401
 from .classification import (confusion_matrix, per_class_scores, multilabel_scores,  # noqa: F401
                              format_scores, confusion_matrix_image, save_confusion_matrix)
+from .image_quality import psnr, ssim  # noqa: F401

@@ -4,3 +4,5 @@ from .dcgan import (Generator32, Discriminator32, Generator64, Discriminator64, 
                     Critic32, Critic64, weights_init)
 from .classifier import Classifier32  # noqa: F401
 from .build import build_classifier, build_discriminator, build_generator  # noqa: F401
+from .conditional import ConditionalGenerator, ProjectionDiscriminator  # noqa: F401
+from .srresnet import SRResNet, SRDiscriminator  # noqa: F401

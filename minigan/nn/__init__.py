@@ -4,7 +4,9 @@ from .containers import Sequential, ModuleList  # noqa: F401
 from .linear import Linear, Identity  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401
 from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
-from .activation import ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, LogSoftmax  # noqa: F401
+from .activation import ReLU, LeakyReLU, PReLU, Tanh, Sigmoid, Softmax, LogSoftmax  # noqa: F401
+from .resample import PixelShuffle, PixelUnshuffle, Upsample  # noqa: F401
+from .embedding import Embedding  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .pooling import MaxPool2d, AvgPool2d  # noqa: F401
 from .flatten import Flatten, Unflatten  # noqa: F401

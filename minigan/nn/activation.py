@@ -1,5 +1,8 @@
 """Activation layers: thin Modules over minigan.functional."""
-from .module import Module
+import numpy as np
+
+from ._utils import empty
+from .module import Module, Parameter
 
 
 class ReLU(Module):
@@ -63,3 +66,24 @@ class LogSoftmax(Softmax):
     def forward(self, x):
         from .. import functional as F
         return F.log_softmax(x, self.dim)
+
+
+class PReLU(Module):
+    """max(0, x) + a · min(0, x) with a learned slope a: one for all channels (num_parameters=1)
+    or one per channel (num_parameters=C), initialised to `init` (0.25, as in PyTorch)."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        if num_parameters < 1:
+            raise ValueError(f'PReLU: num_parameters must be positive, got {num_parameters}')
+        self.num_parameters = int(num_parameters)
+        self.init = float(init)
+        self.weight = Parameter(empty((self.num_parameters,), device, dtype))
+        self.weight.array[...] = np.asarray(self.init, dtype=self.weight.dtype)
+
+    def forward(self, x):
+        from .. import functional as F
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f'num_parameters={self.num_parameters}'

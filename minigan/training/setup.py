@@ -22,6 +22,7 @@ from ..run_config import UsageError, resolve_device
 from ..runlog import mean_pairwise_distance
 from ..tensor import tensor
 from ..autograd import no_grad
+from . import data_parallel
 from .batches import Source, Stream
 
 N_FIXED = 64                           # fixed-noise samples per grid
@@ -97,6 +98,8 @@ class TrainingSetup:
         self.cfg = cfg
         self.gan = cfg['model'] != 'classifier'
         self.device = resolve_device(cfg['device'])
+        if cfg.get('distributed'):
+            data_parallel.use_device(self.device)
         mgr.manual_seed(cfg['seed'])
         self.ds = ds = training_set(cfg)
         self.nc = ds.image_shape[0]
@@ -115,6 +118,8 @@ class TrainingSetup:
             self._build_gan(cfg)
         else:
             self._build_classifier(cfg, prefetch)
+        if cfg.get('distributed'):
+            data_parallel.make_data_parallel(self, cfg)
         self.steps_per_epoch = len(self.stream.loader)
         self.planned = planned_steps(cfg, self.steps_per_epoch)
         self.dataset_info = {'name': getattr(ds, 'name', str(cfg['data'])), 'images': len(ds),
