@@ -61,7 +61,7 @@ def atomic_write(path, mode='wb', encoding=None):
             os.remove(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError):
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise write_error(path, e) from e
         raise
     fsync_folder(folder)

@@ -56,7 +56,7 @@ class RunBusyError(MiniganError):
     exit_code = BUSY
 
 
-class WriteError(MiniganError):
+class WriteError(MiniganError, OSError):
     """A file could not be written (disk full, quota, permissions); nothing half-written is left."""
     exit_code = WRITE
 
@@ -82,7 +82,7 @@ def write_error(path, err):
         what = err.strerror or str(err)
         todo = 'check the path and the disk, then run the command again'
     e = WriteError(f'cannot write {path}: {what}; {todo}')
-    e.errno, e.filename = err.errno, path
+    e.errno, e.path = err.errno, path          # (not .filename: str(e) stays the sentence)
     return e
 
 
