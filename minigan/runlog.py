@@ -1,5 +1,5 @@
 """What a training run writes besides checkpoints: metrics.jsonl, the loss plot,
-the progress animation, the diversity (mode-collapse) measure and the
+the sample-quality plot, the progress animation, the diversity (mode-collapse) measure and the
 classifier's confusion matrix. Pillow only: no plotting library needed."""
 import json
 import math
@@ -12,6 +12,7 @@ from .atomic import atomic_write, save_image
 from .errors import write_error
 
 TIMING_KEYS = ('step_time', 'images_per_s', 'elapsed', 'eval_time')   # fields that differ between identical runs
+SAMPLE_METRICS = ('fd', 'classifier_score', 'kid', 'modes', 'label_kl')  # an 'eval' line's metrics (--eval-every)
 
 
 # ---- metrics.jsonl ----------------------------------------------------------------
@@ -284,4 +285,42 @@ def draw_matrix(matrix, row_names, col_names, path, title, xlabel='predicted', y
     tw, _ = _text_size(draw, xlabel, font)
     draw.text((left + (c * cell - tw) / 2, top + r * cell + 14), xlabel, fill='black', font=font)
     draw.text((12, top - 20), ylabel, fill='black', font=font)
+    return save_image(img, path)
+
+
+# ---- sample quality over the steps (--eval-every) ------------------------------------------
+def plot_metric_history(records, path, title='sample quality during training'):
+    """One small panel per metric over the steps (with its floor dashed), for metrics.jsonl's
+    eval records ({'step': ..., 'fd': ..., 'fd_floor': ...})."""
+    records = [r for r in records if all(k in r for k in SAMPLE_METRICS)]
+    font = ImageFont.load_default()
+    pw, ph, pad = 300, 180, 40
+    img = Image.new('RGB', (len(SAMPLE_METRICS) * (pw + pad) + pad, ph + 2 * pad + 10), 'white')
+    draw = ImageDraw.Draw(img)
+    draw.text((pad, 6), title, fill='black', font=font)
+    for i, k in enumerate(SAMPLE_METRICS):
+        x0, y0 = pad + i * (pw + pad), pad
+        draw.rectangle([x0, y0, x0 + pw, y0 + ph], outline='black')
+        draw.text((x0, y0 - 14), k, fill='black', font=font)
+        pts = [(r['step'], float(r[k])) for r in records]
+        floors = [float(r[k + '_floor']) for r in records if r.get(k + '_floor') is not None]
+        if not pts:
+            continue
+        ys = [v for _, v in pts] + floors
+        lo, hi = min(ys), max(ys)
+        lo, hi = (lo - 1, hi + 1) if hi == lo else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        s0, s1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1)
+        fx = lambda s: x0 + (s - s0) / (s1 - s0) * pw          # noqa: E731
+        fy = lambda v: y0 + ph - (v - lo) / (hi - lo) * ph     # noqa: E731
+        if floors:
+            for xa in range(int(x0), int(x0 + pw), 8):
+                draw.line([(xa, fy(floors[-1])), (xa + 4, fy(floors[-1]))], fill=(150, 150, 150))
+        line = [(fx(s), fy(v)) for s, v in pts]
+        if len(line) > 1:
+            draw.line(line, fill=(31, 119, 180), width=2)
+        for x, y in line:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(31, 119, 180))
+        draw.text((x0 + 2, y0 + ph + 2), f'step {s0}..{pts[-1][0]}', fill='black', font=font)
+        draw.text((x0 + 2, y0 + 2), f'{hi:.3g}', fill='gray', font=font)
+        draw.text((x0 + 2, y0 + ph - 12), f'{lo:.3g}', fill='gray', font=font)
     return save_image(img, path)

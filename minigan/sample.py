@@ -4,19 +4,21 @@
     python -m minigan.sample runs/dcgan-synth-... --interpolate --out walk.png
 
 The generator is rebuilt from RUN_DIR/config.json and loaded from the latest
-checkpoint (or --checkpoint). --interpolate draws rows that walk between two
-random latent points (spherical interpolation, which keeps the walk at the
-typical norm of Gaussian noise).
+checkpoint (or --checkpoint) by run_folder.load_generator. --interpolate draws
+rows that walk between two random latent points (spherical interpolation, which
+keeps the walk at the typical norm of Gaussian noise).
 """
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
-import minigan as mg
-from . import checkpoint
+from .data import save_grid
+from .gan.sampling import generate
+from .run_config import resolve_device
+from .run_folder import load_generator
+from .tensor import tensor
 
 PROG = 'minigan-sample'
 
@@ -71,34 +73,13 @@ def latent_walks(rows, steps, nz, rng):
     return np.stack([slerp(a, b, t) for t in ts], axis=1).reshape(rows * steps, nz)
 
 
-def load_generator(run_dir, checkpoint_path=None, device='cpu'):
-    """(G, config) of a run: the generator rebuilt from config.json with the checkpoint's weights."""
-    from .train import build_generator, resolve_device
-    cfg_path = os.path.join(run_dir, 'config.json')
-    if not os.path.isfile(cfg_path):
-        raise ValueError(f'{run_dir} is not a minigan run folder (it has no config.json)')
-    with open(cfg_path, encoding='utf-8') as f:
-        cfg = json.load(f)
-    if cfg.get('model') == 'classifier':
-        raise ValueError(f'{run_dir} trained a classifier: there is no generator to sample from')
-    path = checkpoint_path or checkpoint.find_latest(run_dir)
-    if path is None:
-        raise ValueError(f'{run_dir} has no checkpoint yet (checkpoints/latest.npz)')
-    state = checkpoint.load(path)
-    nc = int(cfg['dataset']['image_shape'][0])
-    G = build_generator(cfg, nc)
-    G.load_state_dict(state['G'])
-    return G.to(resolve_device(device)), cfg
-
-
 def sample_images(G, z, device):
     """G(z) with batch statistics from z plus 64 extra random points, so small or structured
     batches (a walk) are normalised like the training grids."""
-    from .train import generate
     n = len(z)
     pad = np.random.default_rng(12345).standard_normal((64, z.shape[1]))
     zz = np.concatenate([z, pad]).astype(np.float32).reshape(n + 64, -1, 1, 1)
-    out = generate(G, mg.tensor(zz).to(device))
+    out = generate(G, tensor(zz).to(device))
     return out[:n]
 
 
@@ -107,12 +88,10 @@ def main(argv=None):
     try:
         if args.n < 1 or args.steps < 2 or (args.nrow is not None and args.nrow < 1) or args.scale < 1:
             raise ValueError('--n and --nrow must be at least 1, --steps at least 2, --scale at least 1')
-        from .data import save_grid
-        from .train import resolve_device
         device = resolve_device(args.device)
-        G, cfg = load_generator(args.run_dir, args.checkpoint, device)
+        G = load_generator(args.run_dir, device, args.checkpoint)
         rng = np.random.default_rng(args.seed)
-        nz = int(cfg['nz'])
+        nz = G.nz
         if args.interpolate:
             rows = max(1, args.n // args.steps)
             z = latent_walks(rows, args.steps, nz, rng)

@@ -25,6 +25,7 @@ import numpy as np
 
 import minigan as mg
 from .backend import get_array_module
+from .run_folder import RunFolderError, load_run_data, load_run_model
 
 
 # ---- scores and activations --------------------------------------------------
@@ -286,7 +287,6 @@ def saliency_figure(images, maps, labels=None):
 def load_network(run_dir, net='auto', device='cpu'):
     """(model, class_names, image_shape, kind) from a run directory: the classifier of a
     classifier run, or the discriminator of a GAN run (net='D'); net='G' is refused."""
-    from .evaluate import load_run_model
     return load_run_model(run_dir, net=net, device=device)
 
 
@@ -324,7 +324,11 @@ def main(argv=None):
     p.add_argument('--list-layers', action='store_true', help='print the layer names and exit')
     a = p.parse_args(argv)
 
-    model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
+    try:
+        model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
+    except (RunFolderError, FileNotFoundError) as e:
+        print(f'minigan.visualize: error: {e}', file=sys.stderr)
+        return 2
     if a.list_layers:
         for name, m in model.named_modules():
             if name:
@@ -344,7 +348,6 @@ def main(argv=None):
         labels = [f'{c}: {final[i, i]:.1f}' for i, c in enumerate(class_names)]
         written.append(_save(image_grid(_to_uint8_hwc(imgs), labels, ncol=min(k, 10)), out, 'class_models.png'))
     if 'saliency' in a.what:
-        from .evaluate import load_run_data
         images, labels = load_run_data(a.run_dir, split='test', root=a.data_root)[:2]
         rng = np.random.default_rng(a.seed)
         idx = rng.choice(len(images), min(a.images, len(images)), replace=False)

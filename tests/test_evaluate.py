@@ -135,8 +135,7 @@ def write_run(run_dir, cfg, state):
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-    from minigan.models import Classifier32
-    from minigan.train import build_discriminator, build_generator
+    from minigan.models import Classifier32, build_discriminator, build_generator
     root = tmp_path_factory.mktemp('runs')
     base = {'data': 'synth', 'data_dir': None, 'image_size': 32, 'subset': 120, 'labels_file': None,
             'dataset': {'image_shape': [3, 32, 32], 'classes': 10}}

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import minigan as mg
-from minigan import checkpoint, runlog
+from minigan import checkpoint, run_config, run_recorder, runlog
 from minigan import train as train_mod
+from minigan.training import make_optimizer
 from minigan.gan import losses
 from minigan.gan.trainer import GANTrainer, wgan_critic_iters
 
@@ -183,14 +184,14 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, 
 def test_mode_collapse_watch_logs_diversity_and_warns(data_dir, tmp_path, monkeypatch, capsys):
     """Identical samples have diversity 0: logged at each grid, with a warning once past warm-up."""
     out = tmp_path / 'run'
-    monkeypatch.setattr(train_mod, 'DIVERSITY_WARMUP', 0)
-    real_generate = train_mod.generate
+    monkeypatch.setattr(run_recorder, 'DIVERSITY_WARMUP', 0)
+    real_generate = run_recorder.generate
 
     def collapsed(G, z, chunk=None):
         x = real_generate(G, z)
         return mg.tensor(np.broadcast_to(x.numpy()[:1], x.shape).copy())
 
-    monkeypatch.setattr(train_mod, 'generate', collapsed)
+    monkeypatch.setattr(run_recorder, 'generate', collapsed)
     assert train_mod.main(tiny(data_dir, out, '--max-steps', '2', '--sample-every', '1')) == 0
     assert [r['diversity'] for r in records(out, 'step')] == [pytest.approx(0.0, abs=1e-6)] * 2
     assert 'possible mode collapse' in capsys.readouterr().err
@@ -279,9 +280,9 @@ def _tiny_gan(algorithm, seed=0, lr=None, ndf=4):
     mg.manual_seed(seed)
     G = Generator32(nz=8, ngf=4, nc=1)
     D = Discriminator32(nc=1, ndf=ndf, batch_norm=algorithm != 'wgan-gp')
-    settings = train_mod.optimizer_settings(algorithm, lr or train_mod.DEFAULT_LR[algorithm])
-    return GANTrainer(algorithm, G, D, train_mod.make_optimizer(settings, G.parameters()),
-                      train_mod.make_optimizer(settings, D.parameters()), nz=8)
+    settings = run_config.optimizer_settings(algorithm, lr or run_config.DEFAULT_LR[algorithm])
+    return GANTrainer(algorithm, G, D, make_optimizer(settings, G.parameters()),
+                      make_optimizer(settings, D.parameters()), nz=8)
 
 
 def _real(n=4, seed=0):
@@ -551,3 +552,20 @@ def test_eval_every_logs_sample_metrics_and_plots_them(data_dir, tmp_path, monke
 def test_eval_every_is_for_gans_only(data_dir, tmp_path, capsys):
     assert train_mod.main(tiny(data_dir, tmp_path / 'c', '--eval-every', '2', model='classifier')) == 2
     assert '--eval-every scores a generator' in capsys.readouterr().err
+
+
+def test_the_command_line_only_wires_the_training_loop(data_dir, tmp_path):
+    """train.main(flags) and training.train_run(run_config.new_config(settings)) of the same settings
+    write the same metrics.jsonl (the wall-clock fields aside) and the same weights."""
+    from minigan.training import train_run
+    by_cli, by_call = tmp_path / 'cli', tmp_path / 'call'
+    assert train_mod.main(tiny(data_dir, by_cli, '--max-steps', '3', model='wgan-gp')) == 0
+    settings = {'data': 'synth', 'data_dir': data_dir, 'subset': 24, 'batch_size': 4, 'nz': 8, 'ngf': 4,
+                'ndf': 4, 'quiet': True, 'device': 'cpu', 'seed': 3, 'model': 'wgan-gp', 'max_steps': 3,
+                'out': str(by_call)}
+    assert train_run(run_config.new_config(settings), str(by_call)) == 0
+    a, b = records(by_cli), records(by_call)
+    assert len(a) == 4 and [runlog.without_timing(r) for r in a] == [runlog.without_timing(r) for r in b]
+    wa = checkpoint.load(checkpoint.latest_path(str(by_cli)))['G']
+    wb = checkpoint.load(checkpoint.latest_path(str(by_call)))['G']
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)

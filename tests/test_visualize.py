@@ -169,3 +169,9 @@ def test_figures(tmp_path):
     fig = V.saliency_figure(np.clip(x, -1, 1), maps, ['a', 'b', 'c', 'd'])
     fig.save(tmp_path / 's.png')
     assert fig.size[0] > 8 * 16 and np.asarray(fig).std() > 0
+
+
+def test_command_line_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert V.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert 'config.json' in err and 'Traceback' not in err

@@ -96,7 +96,14 @@ class GANTrainer:
 
     # ---- one generator iteration per algorithm -----------------------------------------
     def step(self, source, step_index=0):
-        return getattr(self, '_step_' + self.algorithm.replace('-', '_'))(source, step_index)
+        """One generator iteration of the algorithm: the discriminator's (critic's) update(s), then G's."""
+        if self.algorithm == 'dcgan':
+            return self._step_dcgan(source, step_index)
+        if self.algorithm == 'ralsgan':
+            return self._step_ralsgan(source, step_index)
+        if self.algorithm == 'wgan':
+            return self._step_wgan(source, step_index)
+        return self._step_wgan_gp(source, step_index)
 
     def _step_dcgan(self, source, step_index):
         real, _ = source.next()

@@ -1,0 +1,27 @@
+"""The networks of a run, built by name from its config (config.json's image_size, nz, ngf, ndf, model).
+
+    G = build_generator(cfg, nc=3)            # DCGAN-32 or DCGAN-64, from cfg['image_size']
+    D = build_discriminator(cfg, nc=3)        # the WGAN-GP critic (no batch norm) when cfg['model'] == 'wgan-gp'
+    net = build_classifier(cfg, nc=3, n_classes=10)
+
+Building a network draws its initial weights from minigan's random state.
+"""
+from .classifier import Classifier32
+from .dcgan import Discriminator32, Discriminator64, Generator32, Generator64
+
+
+def build_generator(cfg, nc):
+    """DCGAN-32 or DCGAN-64 generator: z of length cfg['nz'] -> nc x S x S images in [-1, 1]."""
+    cls = Generator32 if cfg['image_size'] == 32 else Generator64
+    return cls(nz=cfg['nz'], ngf=cfg['ngf'], nc=nc)
+
+
+def build_discriminator(cfg, nc):
+    """DCGAN-32 or DCGAN-64 discriminator; without batch norm for WGAN-GP, whose penalty is per example."""
+    cls = Discriminator32 if cfg['image_size'] == 32 else Discriminator64
+    return cls(nc=nc, ndf=cfg['ndf'], batch_norm=cfg['model'] != 'wgan-gp')
+
+
+def build_classifier(cfg, nc, n_classes):
+    """classifier-32 (the only classifier size there is; cfg is taken for symmetry with the others)."""
+    return Classifier32(nc=nc, n_classes=n_classes)
