@@ -130,7 +130,7 @@ class RunLock:
         return f'{self.run_dir} is in use: {who} is training in it; {stop}, then try again'
 
     def __enter__(self):
-        return self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(self, *exc):
         self.release()

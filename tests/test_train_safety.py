@@ -122,7 +122,7 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_simply_rerun(data_dir,
     assert steps(out) == [1, 2] and not checkpoint.has_checkpoint(str(out))
     monkeypatch.setattr(GANTrainer, 'step', real_step)
     assert train_mod.main(['--resume', str(out)]) == errors.USAGE
-    assert 'run the same command again' in one_line(capsys.readouterr().err)
+    assert 'run the same command as before' in one_line(capsys.readouterr().err)
     (out / 'checkpoints').mkdir(exist_ok=True)
     (out / 'checkpoints' / 'latest.npz.tmp.99999').write_bytes(b'half')     # a killed writer's leftovers
     assert train_mod.main(args) == 0                                          # the same command again
