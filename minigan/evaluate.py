@@ -30,6 +30,7 @@ from .evaluation import (METRIC_KEYS, EvaluateError, RealReference, evaluate_cla
                          load_evaluator, memorisation_figure, nearest_neighbours, real_splits, subsample,
                          default_cache_dir, TrainingEvaluator)
 from .gan.sampling import latent_size, sample_generator  # noqa: F401
+from .errors import run_command
 from .run_config import resolve_device
 from .run_folder import (RunFolderError, load_generator, load_run_data, load_run_model,  # noqa: F401
                          read_config)
@@ -82,11 +83,7 @@ def build_parser():
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
-    try:
-        return _main(a)
-    except (EvaluateError, RunFolderError, FileNotFoundError) as e:
-        print(f'minigan.evaluate: error: {e}', file=sys.stderr)
-        return 2
+    return run_command('minigan.evaluate', _main, a)     # errors: one line and an exit status
 
 
 def _main(a):

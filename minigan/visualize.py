@@ -25,7 +25,9 @@ import numpy as np
 
 import minigan as mg
 from .backend import get_array_module
-from .run_folder import RunFolderError, load_run_data, load_run_model
+from .atomic import save_image
+from .errors import run_command
+from .run_folder import RunFolderError, load_run_data, load_run_model  # noqa: F401
 
 
 # ---- scores and activations --------------------------------------------------
@@ -323,12 +325,11 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='output folder (default RUN_DIR/visualize)')
     p.add_argument('--list-layers', action='store_true', help='print the layer names and exit')
     a = p.parse_args(argv)
+    return run_command('minigan.visualize', _visualize, a)     # errors: one line and an exit status
 
-    try:
-        model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
-    except (RunFolderError, FileNotFoundError) as e:
-        print(f'minigan.visualize: error: {e}', file=sys.stderr)
-        return 2
+
+def _visualize(a):
+    model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
     if a.list_layers:
         for name, m in model.named_modules():
             if name:
@@ -383,9 +384,7 @@ def _default_layer(model):
 
 
 def _save(img, folder, name):
-    path = os.path.join(folder, name)
-    img.save(path)
-    return path
+    return save_image(img, os.path.join(folder, name))
 
 
 if __name__ == '__main__':
