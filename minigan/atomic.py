@@ -73,6 +73,14 @@ def write_text(path, text):
     return path
 
 
+def copy_file(src, dst):
+    """shutil.copyfile through atomic_write."""
+    import shutil
+    with open(src, 'rb') as f, atomic_write(dst) as g:
+        shutil.copyfileobj(f, g)
+    return dst
+
+
 def save_image(image, path, format=None, **options):
     """PIL `image.save` through atomic_write (the format from the extension unless given)."""
     path = os.fspath(path)

@@ -21,7 +21,6 @@ import glob
 import os
 import re
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -29,6 +28,7 @@ import time
 import numpy as np
 
 from . import checkpoint, errors, runlog
+from .atomic import copy_file, write_text
 from .backend import get_array_module
 from .data import save_grid
 from .gan.sampling import generate
@@ -203,8 +203,8 @@ class RunRecorder:
                 rec['diversity'] = self.records[-1].get('diversity')
             else:
                 rec['diversity'] = self.sample_grid(name)
-            shutil.copyfile(os.path.join(self.run_dir, 'samples', name),
-                            os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
+            copy_file(os.path.join(self.run_dir, 'samples', name),
+                      os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
         else:
             rec['train_acc'] = rec.pop('acc', None)
             rec['test_acc'] = test_acc
@@ -279,8 +279,7 @@ class RunRecorder:
             matrix = runlog.confusion_matrix(y, z.argmax(axis=1), len(classes))
             cols = classes
             title = f'confusion matrix on {split} data (accuracy {acc:.2%})'
-        with open(os.path.join(self.run_dir, 'confusion.txt'), 'w', encoding='utf-8') as f:
-            f.write(runlog.confusion_text(matrix, classes, cols, title))
+        write_text(os.path.join(self.run_dir, 'confusion.txt'), runlog.confusion_text(matrix, classes, cols, title))
         runlog.draw_matrix(matrix, classes, cols, os.path.join(self.run_dir, 'confusion.png'), title,
                            xlabel='predicted' if not s.multi_label else '', ylabel='true')
 

@@ -25,7 +25,7 @@ import numpy as np
 
 import minigan as mg
 from .backend import get_array_module
-from .atomic import save_image
+from .atomic import save_image, write_text
 from .errors import run_command
 from .run_folder import RunFolderError, load_run_data, load_run_model  # noqa: F401
 
@@ -371,8 +371,8 @@ def _visualize(a):
                              out, 'filters.png'))
     for path in written:
         print(path)
-    with open(os.path.join(out, 'visualize.json'), 'w') as fh:
-        json.dump({'run_dir': a.run_dir, 'kind': kind, 'files': written, 'options': vars(a)}, fh, indent=1)
+    write_text(os.path.join(out, 'visualize.json'),
+               json.dumps({'run_dir': a.run_dir, 'kind': kind, 'files': written, 'options': vars(a)}, indent=1))
     return 0
 
 
