@@ -78,6 +78,9 @@ def write_error(path, err):
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         what = 'no permission to write there' if err.errno != errno.EROFS else 'the file system is read-only'
         todo = 'choose a folder you can write to'
+    elif err.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+        what = 'a file or folder of that name is in the way'
+        todo = 'move it away, or choose another folder'
     else:
         what = err.strerror or str(err)
         todo = 'check the path and the disk, then run the command again'

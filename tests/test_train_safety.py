@@ -264,7 +264,7 @@ def test_nan_and_mismatched_checkpoints(data_dir, tmp_path, capsys):
     assert train_mod.main(tiny(data_dir, out, '--epochs', '1')) == 0
     latest = checkpoint.latest_path(str(out))
     good = checkpoint.load(latest)
-    bad = dict(good, G={k: np.full_like(v, np.nan) for k, v in good['G'].items()})
+    bad = dict(good, G={k: np.full_like(v, np.nan) if v.dtype.kind == 'f' else v for k, v in good['G'].items()})
     checkpoint.save(latest, bad, allow_non_finite=True)
     capsys.readouterr()
     grid = tmp_path / 'g.png'
@@ -299,3 +299,17 @@ def test_usage_errors_are_exit_2(data_dir, tmp_path, capsys):
     assert '--seed cannot change' in one_line(capsys.readouterr().err)
     assert train_mod.main(tiny(data_dir, tmp_path / 'x', '--allow-changed-data')) == errors.USAGE
     assert '--allow-changed-data' in one_line(capsys.readouterr().err)
+
+
+def test_readers_skip_a_half_written_metrics_line_and_stale_files_are_one_sentence(data_dir, tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert train_mod.main(tiny(data_dir, out, '--max-steps', '2')) == 0
+    with open(out / 'metrics.jsonl', 'a') as f:
+        f.write('{"type": "step", "step": 3, "loss_d": 0.')          # a writer caught mid-line
+    assert steps(out) == [1, 2]
+    odd = tmp_path / 'odd'
+    (odd / 'metrics.jsonl').mkdir(parents=True)                     # a folder where a file belongs
+    (odd / 'run.lock').write_text('')
+    capsys.readouterr()
+    assert train_mod.main(tiny(data_dir, odd, '--max-steps', '1')) == errors.WRITE
+    assert 'metrics.jsonl' in one_line(capsys.readouterr().err)
