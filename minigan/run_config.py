@@ -56,7 +56,7 @@ def _check_data_name(name):
                      'of images')
 
 
-def is_digits(name):
+def _is_digits(name):
     """The digit sets, where a mirrored image is not a digit (no random flips by default)."""
     return str(name).lower() in ('synth', 'svhn', 'mnist')
 
@@ -76,7 +76,7 @@ def new_config(settings):
         if cfg[width] is None:
             cfg[width] = QUICK_WIDTH if quick else FULL_WIDTH
     if cfg['flip'] == 'auto':
-        cfg['flip'] = 'off' if is_digits(given['data']) else 'on'
+        cfg['flip'] = 'off' if _is_digits(given['data']) else 'on'
     if given['labels_file'] is not None and str(given['data']).lower() in DATASETS:
         raise UsageError('--labels-file goes with a folder of images as --data')
     if given['cuda_graph'] and (model != 'dcgan' or given['device'] == 'cpu'):

@@ -1,4 +1,6 @@
-"""The shape of the code: no import circle above the core, and no file in minigan/ over 500 lines.
+"""The shape of the code: no import circle above the core, each floor importing only the floors
+below it (commands, evaluation, training, run folders, steps and networks), and no file in
+minigan/ over 500 lines.
 
 The import graph is read from the source, not from a running interpreter: every `import` and
 `from ... import` statement of minigan/**/*.py, those inside functions included, is an edge
@@ -125,12 +127,38 @@ def test_no_import_circle_outside_the_core():
     assert outside == [], f'import circles outside the core: {outside}'
 
 
+# The floors above the core, top first; a module may import its own floor and those below it.
+# Every module not named here (nn, optim, data, metrics, functional, the core, the kernels) is below.
+FLOORS = [
+    ('minigan.train', 'minigan.sample', 'minigan.evaluate', 'minigan.visualize'),   # commands
+    ('minigan.evaluation',),                                                         # judging runs
+    ('minigan.training',),                                                           # the loop
+    ('minigan.run_recorder', 'minigan.run_folder', 'minigan.run_config',             # run folders
+     'minigan.checkpoint', 'minigan.runlog'),
+    ('minigan.gan', 'minigan.models', 'minigan.cuda_graph'),                         # steps, networks
+]
+
+
+def _floor(module):
+    for level, names in enumerate(FLOORS):
+        if any(module == n or module.startswith(n + '.') for n in names):
+            return level
+    return len(FLOORS)
+
+
 def test_the_commands_are_imported_by_no_module():
-    """train, sample, evaluate and visualize are the top floor: nothing in minigan imports them."""
+    """train, sample, evaluate and visualize are the top floor: no module imports them, not even
+    another command (evaluate does not train through train.main)."""
     graph = import_graph(os.path.join(ROOT, 'minigan'))
-    commands = {'minigan.train', 'minigan.sample', 'minigan.evaluate', 'minigan.visualize'}
+    commands = set(FLOORS[0])
     importers = {m: sorted(c for c in deps if c in commands) for m, deps in graph.items()}
     assert {m: v for m, v in importers.items() if v} == {}
+
+
+def test_each_floor_imports_only_its_own_and_those_below():
+    graph = import_graph(os.path.join(ROOT, 'minigan'))
+    upward = sorted((m, t) for m, deps in graph.items() for t in deps if _floor(t) < _floor(m))
+    assert upward == [], f'imports of a higher floor: {upward}'
 
 
 @pytest.mark.parametrize('folder', ['minigan'])
