@@ -21,13 +21,14 @@ import numpy as np
 
 from . import backend
 from .atomic import atomic_write, remove_stale_temporaries as _remove_temporaries
-from .errors import CheckpointError, NonFiniteError
+from .errors import USAGE, CheckpointError, NonFiniteError
 
 FORMAT = 1
 
 
 class CheckpointNotFound(CheckpointError, FileNotFoundError):
-    """No checkpoint file at the path given."""
+    """No checkpoint file at the path given (a usage error: exit status 2)."""
+    exit_code = USAGE
 
 
 # ---- nested state <-> (JSON tree, arrays) ----------------------------------------
@@ -114,7 +115,7 @@ def load(path):
     format (damaged, cut short, foreign metadata) raises CheckpointError naming the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointNotFound(f'no checkpoint at {path}')
+        raise CheckpointNotFound(f'no checkpoint at {path}: give the path of a .npz file in a run\'s checkpoints/ folder')
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

@@ -26,7 +26,7 @@ import numpy as np
 import minigan as mg
 from .backend import get_array_module
 from .atomic import save_image, write_text
-from .errors import run_command
+from .errors import UsageError, run_command
 from .run_folder import RunFolderError, load_run_data, load_run_model  # noqa: F401
 
 
@@ -296,9 +296,12 @@ def _parse_channels(text, n):
     if text in (None, 'all'):
         return list(range(n))
     out = []
-    for part in str(text).split(','):
-        a, _, b = part.partition('-')
-        out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    try:
+        for part in str(text).split(','):
+            a, _, b = part.partition('-')
+            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    except ValueError:
+        raise UsageError(f'--channels {text}: write channel numbers like 0-7 or 1,4,9, or all') from None
     return out
 
 
@@ -360,6 +363,9 @@ def _visualize(a):
         written.append(_save(saliency_figure(x, maps, names), out, 'saliency.png'))
     if 'layer' in a.what:
         layer = a.layer or _default_layer(model)
+        if layer not in dict(model.named_modules()):
+            raise UsageError(f'--layer {layer}: {type(model).__name__} has no such layer; '
+                             'see them with --list-layers')
         probe = layer_output(model.eval(), layer, _input_tensor(np.zeros((1,) + tuple(image_shape)), a.device))
         channels = [c for c in _parse_channels(a.channels, probe.shape[1]) if c < probe.shape[1]]
         imgs = activation_maximisation(model, layer, channels, **opts)
