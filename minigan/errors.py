@@ -16,6 +16,7 @@ or flag, what to do) and one of these exit codes, so scripts can tell the cases 
 
 This module imports nothing from minigan, so any layer may raise these.
 """
+import argparse
 import errno
 import os
 import signal
@@ -125,6 +126,13 @@ def report(prog, e, file=None):
     """Print `prog: error: <one line>` and return the exit code."""
     print(f'{prog}: error: {describe(e)}', file=file or sys.stderr, flush=True)
     return exit_code(e)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(USAGE, f'{self.prog}: error: {message} (see --help)\n')
 
 
 def _raise_terminated(signum, frame):

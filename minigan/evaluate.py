@@ -18,7 +18,6 @@ generator would score with this evaluator and this many samples.
 The metrics themselves are in minigan/evaluation/ (sample_metrics.py, evaluator.py,
 memorisation.py, classifier_run.py); this file is the command line.
 """
-import argparse
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ from .evaluation import (METRIC_KEYS, EvaluateError, RealReference, evaluate_cla
                          default_cache_dir, TrainingEvaluator)
 from .gan.sampling import latent_size, sample_generator  # noqa: F401
 from .atomic import save_image, write_text
-from .errors import run_command
+from .errors import OneLineParser, run_command
 from .run_config import resolve_device
 from .run_folder import (RunFolderError, load_generator, load_run_data, load_run_model,  # noqa: F401
                          read_config)
@@ -54,7 +53,7 @@ def format_table(result):
 
 # ---- command line -------------------------------------------------------------------------
 def build_parser():
-    p = argparse.ArgumentParser(prog='python -m minigan.evaluate',
+    p = OneLineParser(prog='python -m minigan.evaluate',
                                 description='Sample-quality and mode-coverage metrics of a GAN run '
                                             '(or per-class scores of a classifier run).')
     p.add_argument('run_dir', help='a run folder written by python -m minigan.train')

@@ -15,7 +15,6 @@ score, "realness", class 0). The command line:
 
     python -m minigan.visualize RUN_DIR [--what classes saliency layer filters] [--layer NAME]
 """
-import argparse
 import contextlib
 import json
 import os
@@ -26,7 +25,7 @@ import numpy as np
 import minigan as mg
 from .backend import get_array_module
 from .atomic import save_image, write_text
-from .errors import UsageError, run_command
+from .errors import OneLineParser, UsageError, run_command
 from .run_folder import RunFolderError, load_run_data, load_run_model  # noqa: F401
 
 
@@ -306,7 +305,7 @@ def _parse_channels(text, n):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m minigan.visualize', description=__doc__.split('\n\n')[0])
+    p = OneLineParser(prog='python -m minigan.visualize', description=__doc__.split('\n\n')[0])
     p.add_argument('run_dir', help='a run directory written by python -m minigan.train (classifier or GAN)')
     p.add_argument('--what', nargs='+', default=['classes', 'saliency', 'layer', 'filters'],
                    choices=['classes', 'saliency', 'layer', 'filters'])
