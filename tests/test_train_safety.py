@@ -162,6 +162,16 @@ def test_nan_advice_names_a_command_that_works(data_dir, tmp_path, monkeypatch, 
     assert json.loads((out / 'config.json').read_text())['lr'] == new_lr
     state = checkpoint.load(checkpoint.latest_path(str(out)))
     assert state['opt_g']['param_groups'][0]['lr'] == new_lr
+    # NaN before the first checkpoint: the advice is the same command with a lower --lr, which works
+    calls.clear()
+    monkeypatch.setattr(losses, 'dcgan_g_loss', g_loss)
+    early = tmp_path / 'early'
+    assert train_mod.main(tiny(data_dir, early, '--max-steps', '6', '--lr', '0.002')) == 3
+    msg = one_line(capsys.readouterr().err)
+    assert 'no checkpoint was written yet: run the same command again with a lower learning rate (--lr 0.001)' in msg
+    monkeypatch.setattr(losses, 'dcgan_g_loss', real_g_loss)
+    assert train_mod.main(tiny(data_dir, early, '--max-steps', '6', '--lr', '0.001')) == 0
+    assert steps(early) == [1, 2, 3, 4, 5, 6]
 
 
 # ---- every failure a sentence; no silent loss ------------------------------------------------------
