@@ -18,7 +18,6 @@ generator would score with this evaluator and this many samples.
 The metrics themselves are in minigan/evaluation/ (sample_metrics.py, evaluator.py,
 memorisation.py, classifier_run.py); this file is the command line.
 """
-import argparse
 import json
 import os
 import sys
@@ -30,6 +29,8 @@ from .evaluation import (METRIC_KEYS, EvaluateError, RealReference, evaluate_cla
                          load_evaluator, memorisation_figure, nearest_neighbours, real_splits, subsample,
                          default_cache_dir, TrainingEvaluator)
 from .gan.sampling import latent_size, sample_generator  # noqa: F401
+from .atomic import save_image, write_text
+from .errors import OneLineParser, run_command
 from .run_config import resolve_device
 from .run_folder import (RunFolderError, load_generator, load_run_data, load_run_model,  # noqa: F401
                          read_config)
@@ -52,7 +53,7 @@ def format_table(result):
 
 # ---- command line -------------------------------------------------------------------------
 def build_parser():
-    p = argparse.ArgumentParser(prog='python -m minigan.evaluate',
+    p = OneLineParser(prog='python -m minigan.evaluate',
                                 description='Sample-quality and mode-coverage metrics of a GAN run '
                                             '(or per-class scores of a classifier run).')
     p.add_argument('run_dir', help='a run folder written by python -m minigan.train')
@@ -82,11 +83,7 @@ def build_parser():
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
-    try:
-        return _main(a)
-    except (EvaluateError, RunFolderError, FileNotFoundError) as e:
-        print(f'minigan.evaluate: error: {e}', file=sys.stderr)
-        return 2
+    return run_command('minigan.evaluate', _main, a)     # errors: one line and an exit status
 
 
 def _main(a):
@@ -123,7 +120,7 @@ def _main(a):
     save_grid(samples[:64], os.path.join(out, 'samples.png'), nrow=8)
     q = samples[:16]
     idx = nearest_neighbours(q, train_x, k=a.neighbours)
-    memorisation_figure(q, train_x, idx).save(os.path.join(out, 'memorisation.png'))
+    save_image(memorisation_figure(q, train_x, idx), os.path.join(out, 'memorisation.png'))
     details = dict(result, n=a.n, n_floor=floor['n'], n_test=len(test_x), evaluator=os.path.abspath(ev_dir),
                    evaluator_test_accuracy=evaluator_accuracy(ev_dir), real_data=note,
                    checkpoint=a.checkpoint or 'latest', g_mode=a.g_mode, seconds=time.perf_counter() - t0)
@@ -136,12 +133,7 @@ def _main(a):
 
 
 def _write_json(path, obj):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=2)
-        f.write('\n')
-    os.replace(path + '.tmp', path)
+    write_text(path, json.dumps(obj, indent=2) + '\n')
 
 
 if __name__ == '__main__':

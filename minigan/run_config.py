@@ -13,6 +13,8 @@ import platform
 import numpy as np
 
 from . import __version__, backend
+from .atomic import write_text
+from .errors import UsageError
 
 DATASETS = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10')
 MODELS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp', 'classifier')
@@ -34,16 +36,16 @@ DEFAULTS = {
     'cuda_graph': False, 'eval_n': 2000, 'flip': 'auto', 'labels_file': None, 'nz': 100, 'ngf': None,
     'ndf': None, 'n_critic': 5, 'clip': 0.01, 'gp_weight': 10.0,
     'distributed': False, 'sync_bn': False, 'bucket_mb': 25.0,
+    'restart': False, 'allow_changed_data': False,
 }
+# flags about this invocation, not settings of the run (never in config.json)
+SESSION_FLAGS = ('resume', 'restart', 'allow_changed_data')
 # settings that may change when a run is resumed (everything else comes from its config.json)
 RESUME_OVERRIDES = ('epochs', 'max_steps', 'device', 'quiet', 'sample_every', 'checkpoint_every',
-                    'log_every', 'data_dir', 'eval_every', 'eval_n', 'cuda_graph', 'distributed', 'bucket_mb')
+                    'log_every', 'data_dir', 'eval_every', 'eval_n', 'cuda_graph', 'lr', 'distributed',
+                    'bucket_mb')
 # what config.json records besides the settings: facts about the run, not choices
 FACTS = ('version', 'resolved_device', 'dataset', 'numpy', 'python', 'run_dir')
-
-
-class UsageError(Exception):
-    """A problem with the command line or the run folder: reported in one line, no traceback."""
 
 
 def _check_data_name(name):
@@ -67,7 +69,7 @@ def new_config(settings):
     `settings` maps flag names (as in DEFAULTS) to values; missing ones take their defaults."""
     given = dict(DEFAULTS, **settings)
     _check_data_name(given['data'])
-    cfg = {k: v for k, v in given.items() if k != 'resume'}
+    cfg = {k: v for k, v in given.items() if k not in SESSION_FLAGS}
     model = given['model']
     cfg['lr'] = given['lr'] if given['lr'] is not None else DEFAULT_LR[model]
     quick = given['data'] == 'synth' and given['epochs'] is None and given['max_steps'] is None
@@ -102,13 +104,8 @@ def optimizer_settings(model, lr):
 def resume_config(run_dir, given):
     """The settings of the run in run_dir, with `given` (the flags typed with --resume) applied:
     only those in RESUME_OVERRIDES may differ from what the run used."""
-    path = os.path.join(run_dir, 'config.json')
-    if not os.path.isfile(path):
-        raise UsageError(f'cannot resume {run_dir}: it has no config.json (is it a minigan run folder?)')
-    with open(path, encoding='utf-8') as f:
-        cfg = json.load(f)
-    given = dict(given)
-    given.pop('resume', None)
+    cfg = read_settings(run_dir)
+    given = {k: v for k, v in given.items() if k not in SESSION_FLAGS}
     if 'out' in given and os.path.abspath(given['out']) != os.path.abspath(run_dir):
         raise UsageError('--resume continues a run in its own folder: leave out --out')
     given.pop('out', None)
@@ -120,6 +117,25 @@ def resume_config(run_dir, given):
                              f'{cfg.get(key)!r}); only --{", --".join(k.replace("_", "-") for k in RESUME_OVERRIDES)} can')
     for k in FACTS:
         cfg.pop(k, None)
+    if 'lr' in given:                           # a new learning rate (after a NaN, say): the optimiser's too
+        cfg['optimizer'] = dict(cfg['optimizer'], lr=given['lr'])
+    return cfg
+
+
+def read_settings(run_dir):
+    """config.json of the run in run_dir, for --resume (UsageError when it cannot be)."""
+    path = os.path.join(run_dir, 'config.json')
+    if not os.path.isfile(path):
+        raise UsageError(f'cannot resume {run_dir}: it has no config.json, so the run stopped before it began '
+                         'training; run the same command as before (without --resume) to start it afresh')
+    try:
+        with open(path, encoding='utf-8') as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f'cannot resume {run_dir}: its config.json cannot be read ({e}); restore it, or start '
+                         'the run over with the same command and --restart') from e
+    if not isinstance(cfg, dict) or 'model' not in cfg or 'optimizer' not in cfg:
+        raise UsageError(f'cannot resume {run_dir}: its config.json is not one minigan.train wrote')
     return cfg
 
 
@@ -132,11 +148,7 @@ def write_config(run_dir, cfg, device, dataset_info):
     cfg['numpy'] = np.__version__
     cfg['python'] = platform.python_version()
     cfg['run_dir'] = os.path.abspath(run_dir)
-    path = os.path.join(run_dir, 'config.json')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(path + '.tmp', path)
+    write_text(os.path.join(run_dir, 'config.json'), json.dumps(cfg, indent=2, sort_keys=True) + '\n')
 
 
 def resolve_device(name):

@@ -16,13 +16,14 @@ import json
 import os
 
 from . import checkpoint
+from .errors import NonFiniteError, UsageError
 from . import random as mgr
 from .data import load_dataset
 from .models import build_classifier, build_discriminator, build_generator
 
 
-class RunFolderError(Exception):
-    """A run folder that cannot be read as asked: reported in one line."""
+class RunFolderError(UsageError):
+    """A run folder that cannot be read as asked: reported in one line (exit status 2)."""
 
 
 def read_config(run_dir):
@@ -31,16 +32,31 @@ def read_config(run_dir):
     if not os.path.isfile(path):
         raise RunFolderError(f'{run_dir} has no config.json: give the folder of a run written by '
                              'python -m minigan.train')
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f'{path} cannot be read ({e}): restore it from a copy of the run') from e
+    if not isinstance(cfg, dict) or 'model' not in cfg or 'dataset' not in cfg:
+        raise RunFolderError(f'{path} is not the config.json of a minigan run that began training')
+    return cfg
 
 
 def load_state(run_dir, checkpoint_path=None):
-    """(state, path): the run's latest checkpoint (or the one at checkpoint_path), loaded."""
-    path = checkpoint_path or checkpoint.find_latest(run_dir)
-    if path is None:
-        raise RunFolderError(f'{run_dir} has no checkpoint yet (checkpoints/latest.npz): train it first')
-    return checkpoint.load(path), path
+    """(state, path): the run's newest usable checkpoint (or the one at checkpoint_path), loaded.
+    Read without a lock: checkpoints are replaced atomically, so a run training now is safe to read.
+    NaN or infinite weights are never used (NonFiniteError, exit status 3)."""
+    if checkpoint_path is None:
+        path, state = checkpoint.load_latest(run_dir)
+        if path is None:
+            raise RunFolderError(f'{run_dir} has no usable checkpoint yet (checkpoints/latest.npz): train it first')
+        return state, path
+    state = checkpoint.load(checkpoint_path)
+    bad = checkpoint.non_finite(state)
+    if bad:
+        raise NonFiniteError(f'{checkpoint_path} holds NaN or infinite values ({", ".join(bad[:3])}): '
+                             'nothing is drawn from it; leave out --checkpoint to use the newest good one')
+    return state, checkpoint_path
 
 
 def channels(cfg):
@@ -65,10 +81,10 @@ def load_generator(run_dir, device='cpu', checkpoint_path=None):
     cfg = read_config(run_dir)
     if cfg['model'] == 'classifier':
         raise RunFolderError(f'{run_dir} is a classifier run: it has no generator')
-    st, _ = load_state(run_dir, checkpoint_path)
+    st, path = load_state(run_dir, checkpoint_path)
     with keeping_random_state():
         G = build_generator(cfg, channels(cfg))
-    G.load_state_dict(st['G'])
+    checkpoint.load_weights(G, checkpoint.require(st, ['G'], path)['G'], path, 'G')
     G.nz = int(cfg['nz'])
     return G.to(device)
 
@@ -77,21 +93,21 @@ def load_run_model(run_dir, net='auto', device='cpu', checkpoint_path=None):
     """(model, class_names, image_shape, kind): a classifier run's network, or a GAN run's
     discriminator (kind 'D', whose one score is named 'real'); in eval mode, on `device`."""
     cfg = read_config(run_dir)
-    st, _ = load_state(run_dir, checkpoint_path)
+    st, path = load_state(run_dir, checkpoint_path)
     nc, shape = channels(cfg), tuple(cfg['dataset']['image_shape'])
     if cfg['model'] == 'classifier':
         if net == 'D':
             raise RunFolderError(f'{run_dir} is a classifier run: it has no discriminator')
         with keeping_random_state():
             model = build_classifier(cfg, nc, int(cfg['dataset']['classes']))
-        model.load_state_dict(st['net'])
+        checkpoint.load_weights(model, checkpoint.require(st, ['net'], path)['net'], path, 'classifier')
         names, kind = _class_names(cfg), 'classifier'
     else:
         if net == 'classifier':
             raise RunFolderError(f'{run_dir} is a {cfg["model"]} run: use its discriminator (--net D)')
         with keeping_random_state():
             model = build_discriminator(cfg, nc)
-        model.load_state_dict(st['D'])
+        checkpoint.load_weights(model, checkpoint.require(st, ['D'], path)['D'], path, 'D')
         names, kind = ['real'], 'D'
     return model.to(device).eval(), names, shape, kind
 

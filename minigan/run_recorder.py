@@ -11,7 +11,8 @@
 Rules it keeps:
 - A checkpoint is written only when every weight is finite; a loss or weight that is not
   stops the run (exit status 3) and names the last good checkpoint.
-- Ctrl-C finishes the step, saves a checkpoint and stops cleanly; a second Ctrl-C quits at once.
+- Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and stops with exit status 130 (143);
+  a second one quits at once.
 - A resumed run continues exactly where its checkpoint left it: metrics.jsonl lines and sample
   grids written after that checkpoint (by a run that crashed) are dropped.
 """
@@ -19,14 +20,15 @@ import contextlib
 import glob
 import os
 import re
-import shutil
+import shlex
 import signal
 import sys
 import time
 
 import numpy as np
 
-from . import checkpoint, runlog
+from . import checkpoint, errors, runlog
+from .atomic import copy_file, write_text
 from .backend import get_array_module
 from .data import save_grid
 from .gan.sampling import generate
@@ -78,19 +80,20 @@ class RunRecorder:
     # ---- opening and closing the run folder -----------------------------------------------------
     @contextlib.contextmanager
     def opened(self):
-        """The run folder ready to train in, with Ctrl-C caught; the progress bar and metrics.jsonl are
-        closed at the end, however the block ends."""
+        """The run folder ready to train in, with Ctrl-C and SIGTERM caught; the progress bar and
+        metrics.jsonl are closed at the end, however the block ends."""
         self._open()
-        old_handler = signal.getsignal(signal.SIGINT)
-        try:
-            signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:                        # not the main thread: Ctrl-C stays a KeyboardInterrupt
-            old_handler = None
+        old_handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:                    # not the main thread: Ctrl-C stays a KeyboardInterrupt
+                pass
         try:
             yield self
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
@@ -98,13 +101,13 @@ class RunRecorder:
 
     def _open(self):
         os.makedirs(os.path.join(self.run_dir, 'samples'), exist_ok=True)
-        checkpoint.remove_stale_temporaries(self.run_dir)
         metrics_path = os.path.join(self.run_dir, 'metrics.jsonl')
         if self.resuming:
-            path = checkpoint.find_latest(self.run_dir)
+            path, state = checkpoint.load_latest(self.run_dir, say=self.warn)
             if path is None:
-                raise UsageError(f'{self.run_dir} has no checkpoint to resume from')
-            self.load_state_dict(checkpoint.load(path))
+                raise UsageError(f'{self.run_dir} has no usable checkpoint to resume from: start the run over '
+                                 'with its first command and --restart')
+            self.load_state_dict(state, path)
             self.last_good = (path, self.step)
             for f in glob.glob(os.path.join(self.run_dir, 'samples', 'step_*.png')):
                 m = re.search(r'step_(\d+)', f)
@@ -118,11 +121,12 @@ class RunRecorder:
             self.records = []
         write_config(self.run_dir, self.cfg, self.setup.device, self.setup.dataset_info)
 
-    def _on_sigint(self, signum, frame):
+    def _on_signal(self, signum, frame):
         if self.interrupt_requested:
-            raise KeyboardInterrupt
-        self.interrupt_requested = True
-        self.say('\nCtrl-C: finishing this step, then saving a checkpoint (press Ctrl-C again to quit at once)')
+            raise KeyboardInterrupt if signum == signal.SIGINT else errors.Terminated()
+        self.interrupt_requested = signum
+        what = 'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'
+        self.say(f'\n{what}: finishing this step, then saving a checkpoint (press Ctrl-C again to quit at once)')
 
     def finished(self):
         """Are the planned epochs (or --max-steps) done?"""
@@ -199,8 +203,8 @@ class RunRecorder:
                 rec['diversity'] = self.records[-1].get('diversity')
             else:
                 rec['diversity'] = self.sample_grid(name)
-            shutil.copyfile(os.path.join(self.run_dir, 'samples', name),
-                            os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
+            copy_file(os.path.join(self.run_dir, 'samples', name),
+                      os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
         else:
             rec['train_acc'] = rec.pop('acc', None)
             rec['test_acc'] = test_acc
@@ -275,8 +279,7 @@ class RunRecorder:
             matrix = runlog.confusion_matrix(y, z.argmax(axis=1), len(classes))
             cols = classes
             title = f'confusion matrix on {split} data (accuracy {acc:.2%})'
-        with open(os.path.join(self.run_dir, 'confusion.txt'), 'w', encoding='utf-8') as f:
-            f.write(runlog.confusion_text(matrix, classes, cols, title))
+        write_text(os.path.join(self.run_dir, 'confusion.txt'), runlog.confusion_text(matrix, classes, cols, title))
         runlog.draw_matrix(matrix, classes, cols, os.path.join(self.run_dir, 'confusion.png'), title,
                            xlabel='predicted' if not s.multi_label else '', ylabel='true')
 
@@ -287,8 +290,8 @@ class RunRecorder:
         st.update(self.setup.state_dict())
         return st
 
-    def load_state_dict(self, st):
-        self.setup.load_state_dict(st)
+    def load_state_dict(self, st, path='the checkpoint'):
+        self.setup.load_state_dict(st, path)
         self.step, self.epoch = int(st['step']), int(st['epoch'])
         self.epoch_sums, self.epoch_steps = dict(st['epoch_sums']), int(st['epoch_steps'])
         self.elapsed = float(st['elapsed'])
@@ -332,21 +335,26 @@ class RunRecorder:
         return 0
 
     def stop_interrupted(self):
-        """Ctrl-C: a checkpoint of this step, and how to continue. Status 0."""
+        """Ctrl-C or SIGTERM: a checkpoint of this step, and how to continue. Status 130 (143 for SIGTERM)."""
         path = self.save_checkpoint()
         self._close_outputs()
         self.say(f'interrupted at step {self.step}: checkpoint saved to {path}; '
-                 f'continue with: python -m minigan.train --resume {self.run_dir}')
-        return 0
+                 f'continue with: python -m minigan.train --resume {shlex.quote(self.run_dir)}')
+        return errors.TERMINATED if self.interrupt_requested == signal.SIGTERM else errors.INTERRUPTED
 
     def stop_non_finite(self, e, step):
-        """A loss or weight became NaN or Inf at `step`: nothing more is saved. Status 3."""
+        """A loss or weight became NaN or Inf at `step`: nothing more is saved. Status 3. The message
+        ends with the command that goes on from the last good checkpoint at half the learning rate."""
+        lower = f'--lr {self.cfg["lr"] / 2:g}'
         if self.last_good:
-            where = f'the last good checkpoint is {self.last_good[0]} (step {self.last_good[1]})'
+            where = (f'the last good checkpoint is {self.last_good[0]} (step {self.last_good[1]}); to go on from '
+                     f'it with a lower learning rate: python -m minigan.train --resume '
+                     f'{shlex.quote(self.run_dir)} {lower}')
         else:
-            where = 'no checkpoint was written yet'
+            where = (f'no checkpoint was written yet: run the same command again with a lower learning rate '
+                     f'({lower}); the run starts afresh in {self.run_dir}')
         msg = (f'{PROG}: error: {e.name} became {e.value} at step {step} (epoch {self.epoch + 1}); '
-               f'stopped without saving the broken weights; {where}. Try a lower --lr, then --resume.')
+               f'stopped without saving the broken weights; {where}')
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -355,4 +363,4 @@ class RunRecorder:
             self.write_plots()
         except Exception:
             pass
-        return 3
+        return errors.NON_FINITE

@@ -8,6 +8,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write, save_image
+from .errors import write_error
+
 TIMING_KEYS = ('step_time', 'images_per_s', 'elapsed', 'eval_time')   # fields that differ between identical runs
 SAMPLE_METRICS = ('fd', 'classifier_score', 'kid', 'modes', 'label_kl')  # an 'eval' line's metrics (--eval-every)
 
@@ -20,34 +23,42 @@ class MetricsLog:
         self.path = path
         if resume_step is not None and os.path.exists(path):
             self.truncate_after(resume_step)
-        self._f = open(path, 'a', encoding='utf-8')
+        try:
+            self._f = open(path, 'a', encoding='utf-8')
+        except OSError as e:
+            raise write_error(path, e) from e
 
     def truncate_after(self, step):
         """Drop the lines a crashed run wrote after the checkpoint we resume from."""
         kept = [r for r in read_jsonl(self.path) if r.get('step', 0) <= step]
-        with open(self.path + '.tmp', 'w', encoding='utf-8') as f:
+        with atomic_write(self.path, 'w', encoding='utf-8') as f:
             for r in kept:
                 f.write(json.dumps(r) + '\n')
-        os.replace(self.path + '.tmp', self.path)
 
     def write(self, record):
-        self._f.write(json.dumps(record, allow_nan=True) + '\n')
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(record, allow_nan=True) + '\n')
+            self._f.flush()
+        except OSError as e:                   # a full disk: at most this line is cut short
+            raise write_error(self.path, e) from e
 
     def close(self):
         self._f.close()
 
 
 def read_jsonl(path):
+    """The records of a metrics.jsonl; a line cut short (by a crash, or a run writing it now) is skipped."""
     records = []
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8', errors='replace') as f:
         for line in f:
             line = line.strip()
             if line:
                 try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:       # a line cut short by a crash
-                    pass
+                    record = json.loads(line)
+                except json.JSONDecodeError:       # a line cut short
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
     return records
 
 
@@ -129,8 +140,7 @@ def plot_losses(step_records, epoch_records, keys, path, title='losses', ylabel=
     draw.text(((w - tw) // 2, 12), title, fill='black', font=big)
     if not series:
         draw.text((left, h // 2), 'no steps logged yet', fill='black', font=font)
-        img.save(path)
-        return path
+        return save_image(img, path)
     xs = [s for pts in series.values() for s, _ in pts]
     ys = np.array([v for pts in series.values() for _, v in pts])
     x0, x1 = min(0, min(xs)), max(xs)
@@ -201,8 +211,7 @@ def plot_losses(step_records, epoch_records, keys, path, title='losses', ylabel=
         draw.line([(x, y), (x + 28, y)], fill=color, width=width)
         draw.text((x + 34, y - 9), text, fill='black', font=small)
         x += wd
-    img.save(path)
-    return path
+    return save_image(img, path)
 
 
 def make_gif(frame_paths, path, ms_per_frame=300, max_frames=120):
@@ -218,10 +227,8 @@ def make_gif(frame_paths, path, ms_per_frame=300, max_frames=120):
         with Image.open(p) as im:              # fast octree palettes: 25x quicker than median cut
             frames.append(im.convert('RGB').quantize(256, method=Image.Quantize.FASTOCTREE))
     durations = [ms_per_frame] * (len(frames) - 1) + [2000]
-    tmp = path + '.tmp.gif'
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    os.replace(tmp, path)
-    return path
+    return save_image(frames[0], path, format='GIF', save_all=True, append_images=frames[1:],
+                      duration=durations, loop=0)
 
 
 # ---- confusion matrices ----------------------------------------------------------------
@@ -278,8 +285,7 @@ def draw_matrix(matrix, row_names, col_names, path, title, xlabel='predicted', y
     tw, _ = _text_size(draw, xlabel, font)
     draw.text((left + (c * cell - tw) / 2, top + r * cell + 14), xlabel, fill='black', font=font)
     draw.text((12, top - 20), ylabel, fill='black', font=font)
-    img.save(path)
-    return path
+    return save_image(img, path)
 
 
 # ---- sample quality over the steps (--eval-every) ------------------------------------------
@@ -317,5 +323,4 @@ def plot_metric_history(records, path, title='sample quality during training'):
         draw.text((x0 + 2, y0 + ph + 2), f'step {s0}..{pts[-1][0]}', fill='black', font=font)
         draw.text((x0 + 2, y0 + 2), f'{hi:.3g}', fill='gray', font=font)
         draw.text((x0 + 2, y0 + ph - 12), f'{lo:.3g}', fill='gray', font=font)
-    img.save(path)
-    return path
+    return save_image(img, path)

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from .data import save_grid
+from .errors import NonFiniteError, UsageError, run_command
 from .gan.sampling import generate
 from .run_config import resolve_device
 from .run_folder import load_generator
@@ -84,31 +85,33 @@ def sample_images(G, z, device):
 
 
 def main(argv=None):
+    """The `minigan-sample` command; returns the exit status (the table is in minigan/errors.py)."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.n < 1 or args.steps < 2 or (args.nrow is not None and args.nrow < 1) or args.scale < 1:
-            raise ValueError('--n and --nrow must be at least 1, --steps at least 2, --scale at least 1')
-        device = resolve_device(args.device)
-        G = load_generator(args.run_dir, device, args.checkpoint)
-        rng = np.random.default_rng(args.seed)
-        nz = G.nz
-        if args.interpolate:
-            rows = max(1, args.n // args.steps)
-            z = latent_walks(rows, args.steps, nz, rng)
-            nrow = args.nrow or args.steps
-            default_out = 'interpolation.png'
-        else:
-            z = rng.standard_normal((args.n, nz))
-            nrow = args.nrow or 8
-            default_out = 'sample.png'
-        images = sample_images(G, z, device)
-        out = args.out or os.path.join(args.run_dir, default_out)
-        save_grid(images, out, nrow=nrow, scale=args.scale)
-    except Exception as e:
-        if os.environ.get('MINIGAN_DEBUG'):
-            raise
-        print(f'{PROG}: error: {" ".join(str(e).split())}', file=sys.stderr)
-        return 2
+    return run_command(PROG, _sample, args)
+
+
+def _sample(args):
+    if args.n < 1 or args.steps < 2 or (args.nrow is not None and args.nrow < 1) or args.scale < 1:
+        raise UsageError('--n and --nrow must be at least 1, --steps at least 2, --scale at least 1')
+    device = resolve_device(args.device)
+    G = load_generator(args.run_dir, device, args.checkpoint)
+    rng = np.random.default_rng(args.seed)
+    nz = G.nz
+    if args.interpolate:
+        rows = max(1, args.n // args.steps)
+        z = latent_walks(rows, args.steps, nz, rng)
+        nrow = args.nrow or args.steps
+        default_out = 'interpolation.png'
+    else:
+        z = rng.standard_normal((args.n, nz))
+        nrow = args.nrow or 8
+        default_out = 'sample.png'
+    images = sample_images(G, z, device)
+    if not np.isfinite(images.numpy()).all():
+        raise NonFiniteError(f'the generator of {args.run_dir} drew images with NaN or infinite pixels: '
+                             'nothing written; sample from an earlier checkpoint with --checkpoint')
+    out = args.out or os.path.join(args.run_dir, default_out)
+    save_grid(images, out, nrow=nrow, scale=args.scale)
     print(f'wrote {len(z)} images to {out}')
     return 0
 

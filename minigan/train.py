@@ -16,11 +16,14 @@ keeps the run folder, and training/loop.py is the training loop itself.
 """
 import argparse
 import datetime
+import json
 import math
 import os
 import sys
 
-from . import checkpoint
+from . import checkpoint, run_lock
+from .data.fingerprint import check as check_fingerprint
+from .errors import INTERRUPTED, run_command
 from .evaluation import TrainingEvaluator
 from .gan.sampling import generate  # noqa: F401  (kept importable from here for older callers)
 from .run_config import (DEFAULTS, DEFAULT_EPOCHS, FULL_WIDTH, MODELS, QUICK_EPOCHS, QUICK_WIDTH,
@@ -84,9 +87,16 @@ def build_parser(suppress_defaults=False):
     add('--out', metavar='RUN_DIR',
         help='run folder to create (default: runs/MODEL-DATA-YYYYmmdd-HHMMSS)')
     add('--resume', metavar='RUN_DIR',
-        help='continue the run in RUN_DIR from its latest checkpoint, with its settings; only --epochs, '
-             '--max-steps, --device, --data-dir, --quiet, --sample-every, --checkpoint-every and '
-             '--log-every may change (default: start a new run)')
+        help='continue the run in RUN_DIR from its newest usable checkpoint, with its settings; only --epochs, '
+             '--max-steps, --lr, --device, --data-dir, --quiet, --sample-every, --checkpoint-every, '
+             '--log-every, --eval-every and --eval-n may change; refused while another process trains in '
+             'RUN_DIR, or when its dataset changed (default: start a new run)')
+    add('--restart', action='store_true',
+        help='start the run in --out over, deleting its checkpoints and outputs (a run that stopped before '
+             'its first checkpoint is started over without it) (default: off)')
+    add('--allow-changed-data', action='store_true',
+        help='with --resume: train on even if the dataset differs from the one the run began on (its '
+             'fingerprint in config.json: image count, shapes, a hash of a sample) (default: off)')
     add('--seed', type=int, help='seed of weights, noise, shuffling and sampling (default: 0)')
     add('--sample-every', type=_positive_int, metavar='N',
         help='save a grid from the fixed noise batch every N steps, and at each epoch\'s end (default: 100)')
@@ -197,54 +207,63 @@ def _sample_scorer(cfg, setup):
 
 
 def main(argv=None):
-    """The `minigan-train` command; returns the exit status."""
+    """The `minigan-train` command; returns the exit status (the table is in minigan/errors.py)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    debug = bool(os.environ.get('MINIGAN_DEBUG'))
+    return run_command(PROG, _train, args, argv)
+
+
+def _train(args, argv):
+    """Claim the run folder (its lock is held until the end), build everything, train.
+    With --distributed, rank 0 claims and writes the folder; the other ranks only read it."""
+    if args.distributed:
+        from . import distributed
+        distributed.init()
+    lead = not args.distributed or distributed.rank() == 0
+    if args.resume:
+        if args.restart:
+            raise UsageError('--restart starts a run over and --resume continues it: give only one of them')
+        run_dir = args.resume
+        lock = run_lock.claim_existing(run_dir) if lead else None
+    else:
+        if args.allow_changed_data:
+            raise UsageError('--allow-changed-data goes with --resume: a new run records its data as it is')
+        cfg = new_config(vars(args))
+        run_dir = args.out or _default_run_dir(cfg)
+        lock = run_lock.claim_new(run_dir, restart=args.restart, say=print) if lead else None
+    if args.distributed:
+        distributed.barrier()                       # rank 0 owns the folder before the others look at it
     try:
-        if args.distributed:
-            from . import distributed
-            distributed.init()                      # every process checks the folder before rank 0 writes
         if args.resume:
-            given = vars(build_parser(suppress_defaults=True).parse_args(argv))   # the flags typed
-            cfg, run_dir, resume = resume_config(args.resume, given), args.resume, True
-        else:
-            cfg = new_config(vars(args))
-            run_dir = args.out or _default_run_dir(cfg)
-            if os.path.exists(os.path.join(run_dir, 'metrics.jsonl')) or checkpoint.find_latest(run_dir):
-                raise UsageError(f'{run_dir} already holds a run: continue it with --resume {run_dir}, '
-                                 'or choose another --out')
-            resume = False
-        if args.distributed:
-            distributed.barrier()
-        os.makedirs(run_dir, exist_ok=True)
+            cfg = resume_config(run_dir, vars(build_parser(suppress_defaults=True).parse_args(argv)))
+            if not checkpoint.has_checkpoint(run_dir):
+                raise UsageError(f'{run_dir} has no checkpoint to resume from: the run stopped before its first '
+                                 'one; run the same command as before (without --resume) to start it afresh')
         setup = TrainingSetup(cfg)                  # seed, data, networks, optimisers, the step
+        if args.resume:
+            changed = check_fingerprint(_recorded_fingerprint(run_dir), setup.dataset_info['fingerprint'],
+                                        run_dir, allow_changed=args.allow_changed_data)
+            if changed and lead:
+                print(f'warning: training on changed data, as --allow-changed-data asks: {"; ".join(changed)}',
+                      file=sys.stderr, flush=True)
         scorer = _sample_scorer(cfg, setup)
-        run = (data_parallel.recorder if cfg.get('distributed') else RunRecorder)(cfg, run_dir, setup, resume)
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted before training started', file=sys.stderr)
-        return 130
-    except Exception as e:              # bad settings, missing data, no GPU: one line, no traceback
-        if debug:
-            raise
-        print(f'{PROG}: error: {_one_line(e)}', file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    try:
-        return run_training(setup, run, scorer)
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted twice: quit without saving; the last checkpoint is '
-              f'{run.last_good[0] if run.last_good else "(none yet)"}', file=sys.stderr)
-        return 130
-    except (UsageError, checkpoint.CheckpointError) as e:
-        if debug:
-            raise
-        print(f'{PROG}: error: {_one_line(e)}', file=sys.stderr)
-        return 2
+        recorder = data_parallel.recorder if cfg.get('distributed') else RunRecorder
+        run = recorder(cfg, run_dir, setup, args.resume is not None)
+        try:
+            return run_training(setup, run, scorer)
+        except KeyboardInterrupt:
+            print(f'{PROG}: interrupted twice: quit without saving; the last checkpoint is '
+                  f'{run.last_good[0] if run.last_good else "(none yet)"}', file=sys.stderr)
+            return INTERRUPTED
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _one_line(e):
-    text = str(e).strip() or type(e).__name__
-    return ' '.join(text.split())
+def _recorded_fingerprint(run_dir):
+    """The dataset fingerprint config.json recorded (None for runs from before fingerprints)."""
+    with open(os.path.join(run_dir, 'config.json'), encoding='utf-8') as f:
+        return (json.load(f).get('dataset') or {}).get('fingerprint')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ score, "realness", class 0). The command line:
 
     python -m minigan.visualize RUN_DIR [--what classes saliency layer filters] [--layer NAME]
 """
-import argparse
 import contextlib
 import json
 import os
@@ -25,7 +24,9 @@ import numpy as np
 
 import minigan as mg
 from .backend import get_array_module
-from .run_folder import RunFolderError, load_run_data, load_run_model
+from .atomic import save_image, write_text
+from .errors import OneLineParser, UsageError, run_command
+from .run_folder import RunFolderError, load_run_data, load_run_model  # noqa: F401
 
 
 # ---- scores and activations --------------------------------------------------
@@ -294,14 +295,17 @@ def _parse_channels(text, n):
     if text in (None, 'all'):
         return list(range(n))
     out = []
-    for part in str(text).split(','):
-        a, _, b = part.partition('-')
-        out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    try:
+        for part in str(text).split(','):
+            a, _, b = part.partition('-')
+            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    except ValueError:
+        raise UsageError(f'--channels {text}: write channel numbers like 0-7 or 1,4,9, or all') from None
     return out
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m minigan.visualize', description=__doc__.split('\n\n')[0])
+    p = OneLineParser(prog='python -m minigan.visualize', description=__doc__.split('\n\n')[0])
     p.add_argument('run_dir', help='a run directory written by python -m minigan.train (classifier or GAN)')
     p.add_argument('--what', nargs='+', default=['classes', 'saliency', 'layer', 'filters'],
                    choices=['classes', 'saliency', 'layer', 'filters'])
@@ -323,12 +327,11 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='output folder (default RUN_DIR/visualize)')
     p.add_argument('--list-layers', action='store_true', help='print the layer names and exit')
     a = p.parse_args(argv)
+    return run_command('minigan.visualize', _visualize, a)     # errors: one line and an exit status
 
-    try:
-        model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
-    except (RunFolderError, FileNotFoundError) as e:
-        print(f'minigan.visualize: error: {e}', file=sys.stderr)
-        return 2
+
+def _visualize(a):
+    model, class_names, image_shape, kind = load_network(a.run_dir, a.net, a.device)
     if a.list_layers:
         for name, m in model.named_modules():
             if name:
@@ -359,6 +362,9 @@ def main(argv=None):
         written.append(_save(saliency_figure(x, maps, names), out, 'saliency.png'))
     if 'layer' in a.what:
         layer = a.layer or _default_layer(model)
+        if layer not in dict(model.named_modules()):
+            raise UsageError(f'--layer {layer}: {type(model).__name__} has no such layer; '
+                             'see them with --list-layers')
         probe = layer_output(model.eval(), layer, _input_tensor(np.zeros((1,) + tuple(image_shape)), a.device))
         channels = [c for c in _parse_channels(a.channels, probe.shape[1]) if c < probe.shape[1]]
         imgs = activation_maximisation(model, layer, channels, **opts)
@@ -370,8 +376,8 @@ def main(argv=None):
                              out, 'filters.png'))
     for path in written:
         print(path)
-    with open(os.path.join(out, 'visualize.json'), 'w') as fh:
-        json.dump({'run_dir': a.run_dir, 'kind': kind, 'files': written, 'options': vars(a)}, fh, indent=1)
+    write_text(os.path.join(out, 'visualize.json'),
+               json.dumps({'run_dir': a.run_dir, 'kind': kind, 'files': written, 'options': vars(a)}, indent=1))
     return 0
 
 
@@ -383,9 +389,7 @@ def _default_layer(model):
 
 
 def _save(img, folder, name):
-    path = os.path.join(folder, name)
-    img.save(path)
-    return path
+    return save_image(img, os.path.join(folder, name))
 
 
 if __name__ == '__main__':

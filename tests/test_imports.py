@@ -134,7 +134,7 @@ FLOORS = [
     ('minigan.evaluation',),                                                         # judging runs
     ('minigan.training',),                                                           # the loop
     ('minigan.run_recorder', 'minigan.run_folder', 'minigan.run_config',             # run folders
-     'minigan.checkpoint', 'minigan.runlog'),
+     'minigan.run_lock', 'minigan.checkpoint', 'minigan.runlog'),
     ('minigan.gan', 'minigan.models', 'minigan.cuda_graph'),                         # steps, networks
 ]
 

@@ -28,6 +28,12 @@ class Dataset:
                                f'multi-hot rows, got shape {labels.shape}')
         if len(labels) != len(images):
             raise DatasetError(f'{name or "dataset"}: {len(labels)} labels for {len(images)} images')
+        if labels.ndim == 1 and len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+            raise DatasetError(f'{source or name or "dataset"}: label {labels[bad[0]]} of image {bad[0]} '
+                               f'(and {len(bad) - 1} more) is outside the {len(classes)} classes 0..'
+                               f'{len(classes) - 1}: the labels file is corrupt or of another dataset; '
+                               'replace it')
         self.images = images
         self.labels = labels
         self.classes = [str(c) for c in classes]

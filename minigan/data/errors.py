@@ -1,11 +1,13 @@
 """The one error type of the data layer."""
+from ..errors import DATA, MiniganError
 
 
-class DatasetError(ValueError):
-    """A dataset could not be found, downloaded, verified or decoded.
+class DatasetError(MiniganError, ValueError):
+    """A dataset could not be found, downloaded, verified or decoded, or it changed.
 
     The message names the file or folder and the problem, and says what to do.
     """
+    exit_code = DATA
 
 
 class DatasetWarning(UserWarning):

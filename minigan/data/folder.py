@@ -55,6 +55,7 @@ _JOB = 256                        # images per decoding job
 FOLDER_VERSION = 1                # bump when decoding or layout rules change: part of the cache key
 _SHOW = 5                         # file names shown in a message
 _IN_MEMORY = 1 << 30              # archives smaller than this are decompressed in memory
+_BLOCK = 512                      # tar block size
 
 
 def is_archive(path):
@@ -118,6 +119,8 @@ def read_archive(path):
                     for m in tar:
                         if m.isfile():
                             out.append((m.name, tar.extractfile(m).read()))
+                    tar.fileobj.seek(tar.offset)
+                    _check_tar_end(tar.fileobj.read(2 * _BLOCK), tar.offset)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError,
             ValueError) as e:
         raise DatasetError(f'{path}: the archive is truncated or corrupt ({type(e).__name__}: {e})') from e
@@ -143,9 +146,10 @@ def _read_tar_fast(raw):
     out, pos, end = [], 0, len(raw)
     view = memoryview(raw)
     headers, stored = [], []
-    while pos + 512 <= end:
+    while True:
         block = raw[pos:pos + 512]
-        if block[0] == 0:                         # end-of-archive blocks
+        if len(block) < 512 or block[0] == 0:     # the end-of-archive blocks, or the archive is cut
+            _check_tar_end(raw[pos:pos + 2 * _BLOCK], pos)
             break
         headers.append(pos)
         stored.append(int(block[148:156].split(b'\0', 1)[0].strip() or b'0', 8))
@@ -172,6 +176,14 @@ def _read_tar_fast(raw):
         if bad.size:
             raise ValueError(f'tar header checksum mismatch at byte {headers[bad[0]]}')
     return out
+
+
+def _check_tar_end(tail, offset):
+    """A complete tar archive ends with two zero blocks where the next member would begin; without
+    them it was cut short (a cut between members leaves every earlier member readable)."""
+    if len(tail) < 2 * _BLOCK or any(tail[:2 * _BLOCK]):
+        raise ValueError(f'no end-of-archive marker after the last member (byte {offset:,}): the archive '
+                         'was cut short (an interrupted download or copy?); fetch or copy it again')
 
 
 # ---------------------------------------------------------------- layout

@@ -5,15 +5,11 @@ DataLoader and a tanh generator produce), NCHW or NHWC, on the CPU or GPU,
 as NumPy/CuPy arrays or minigan Tensors.
 """
 import math
-import os
-import tempfile
 
 import numpy as np
 
+from ..atomic import save_image
 from .errors import DatasetError
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)                                  # read the umask once, at import
 
 
 def _host_array(images):
@@ -79,17 +75,4 @@ def save_grid(images, path, nrow=8, padding=2, pad_value=0, value_range=None, sc
         grid = grid.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
     mode = {1: 'L', 3: 'RGB', 4: 'RGBA'}[grid.shape[2]]
     img = Image.fromarray(grid[:, :, 0] if mode == 'L' else grid, mode)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.grid-', suffix='.png', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            img.save(f, format='PNG')
-        os.chmod(tmp, 0o666 & ~_UMASK)           # mkstemp makes 0600; a picture is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return save_image(img, path, format='PNG')

@@ -13,13 +13,14 @@ import os
 import numpy as np
 
 from .. import checkpoint, runlog
+from ..errors import UsageError
 from ..run_config import DATASETS, new_config, resume_config
 from ..run_folder import channels, keeping_random_state, load_run_data_cfg, load_run_model
 from ..training import train_run
 from .sample_metrics import RealReference, evaluate_generator
 
 
-class EvaluateError(Exception):
+class EvaluateError(UsageError):
     """A problem with the evaluation (its data, its evaluator, the options): reported in one line."""
 
 

@@ -67,13 +67,28 @@ def make_data_parallel(setup, cfg):
 
 
 class _Consensus:
-    """Ctrl-C reaches the processes at different moments: all stop at the first step any saw it.
-    A loss that is not finite on one process stops them all (MPI_Abort with status 3)."""
+    """Ctrl-C or SIGTERM reaches the processes at different moments: all stop at the first step any
+    saw it (the loop asks interrupt_requested once a step, on every process: an all-reduce).
+    A loss that is not finite on one process stops them all (MPI_Abort with its status, 3)."""
 
-    def _on_sigint(self, signum, frame):
-        if getattr(self, '_interrupt', False):
+    def _on_signal(self, signum, frame):
+        if getattr(self, '_signal', 0):
             raise KeyboardInterrupt
-        self._interrupt = True
+        self._signal = signum
+
+    @property
+    def interrupt_requested(self):
+        if not getattr(self, '_stopping', False):
+            self._agreed = _max_over_processes(int(getattr(self, '_signal', 0) or 0))
+        return self._agreed
+
+    @interrupt_requested.setter
+    def interrupt_requested(self, value):
+        self._signal = int(value)
+
+    def stop_interrupted(self):
+        self._stopping = True
+        return super().stop_interrupted()
 
     def stop_non_finite(self, e, step):
         status = super().stop_non_finite(e, step)
@@ -81,14 +96,11 @@ class _Consensus:
             comm._comm().Abort(status)
         return status
 
-    @property
-    def interrupt_requested(self):
-        local = float(getattr(self, '_interrupt', False))
-        return bool(comm.all_reduce_array(np.array([local]))[0] > 0)
 
-    @interrupt_requested.setter
-    def interrupt_requested(self, value):
-        self._interrupt = bool(value)
+def _max_over_processes(value):
+    """The largest of `value` over the processes (a signal number, or 0)."""
+    from mpi4py import MPI
+    return comm._comm().allreduce(value, op=MPI.MAX) if dist.world_size() > 1 else value
 
 
 class LeadRecorder(_Consensus, RunRecorder):
@@ -119,11 +131,10 @@ class ReplicaRecorder(_Consensus, RunRecorder):
     def _open(self):
         from .. import checkpoint
         self.metrics = _NoLog()
+        dist.barrier()                             # rank 0 has checked and written the folder
         if self.resuming:
-            dist.barrier()                         # rank 0 has checked the folder
-            self.load_state_dict(checkpoint.load(checkpoint.find_latest(self.run_dir)))
-        else:
-            dist.barrier()
+            path, state = checkpoint.load_latest(self.run_dir, say=self.warn)
+            self.load_state_dict(state, path)
 
     def begin(self):
         self._t_begin, self._images = 0.0, 0
@@ -152,7 +163,10 @@ class ReplicaRecorder(_Consensus, RunRecorder):
         return 0
 
     def stop_interrupted(self):
-        return 0
+        import signal
+        from .. import errors
+        self._stopping = True
+        return errors.TERMINATED if self._agreed == signal.SIGTERM else errors.INTERRUPTED
 
 
 class _NoLog:

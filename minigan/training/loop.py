@@ -12,10 +12,10 @@ This is the whole algorithm of a run, in the shape of pytorch/examples' dcgan/ma
 Where the batches come from and what is built is in setup.py; what is written to
 the run folder, and how, is in run_recorder.py (the calls on `run` below).
 """
-import os
 import time
 
 from ..gan.trainer import NonFiniteLoss
+from ..run_lock import claim_existing, claim_new
 from ..run_recorder import RunRecorder
 from .setup import TrainingSetup
 
@@ -71,7 +71,7 @@ def run_training(setup, run, scorer=None):
 
 def train_run(cfg, run_dir, resume=False):
     """`python -m minigan.train` without its command line: train (or resume) the run of a resolved
-    config (run_config.new_config) in run_dir; returns the exit status."""
-    os.makedirs(run_dir, exist_ok=True)
-    setup = TrainingSetup(cfg)
-    return run_training(setup, RunRecorder(cfg, run_dir, setup, resume))
+    config (run_config.new_config) in run_dir, holding its lock; returns the exit status."""
+    with (claim_existing(run_dir) if resume else claim_new(run_dir)):
+        setup = TrainingSetup(cfg)
+        return run_training(setup, RunRecorder(cfg, run_dir, setup, resume))

@@ -13,9 +13,11 @@ import sys
 import numpy as np
 
 from .. import __version__, optim
+from ..checkpoint import CheckpointError, load_weights, require
 from .. import random as mgr
 from ..cuda_graph import GraphedGANStep
 from ..data import DataLoader, load_dataset
+from ..data.fingerprint import fingerprint
 from ..gan.trainer import ClassifierTrainer, GANTrainer, count_correct, wgan_critic_iters
 from ..models import build_classifier, build_discriminator, build_generator
 from ..run_config import UsageError, resolve_device
@@ -125,7 +127,7 @@ class TrainingSetup:
         self.dataset_info = {'name': getattr(ds, 'name', str(cfg['data'])), 'images': len(ds),
                              'image_shape': list(ds.image_shape), 'classes': len(ds.classes),
                              'multi_label': self.multi_label, 'steps_per_epoch': self.steps_per_epoch,
-                             'planned_steps': self.planned}
+                             'planned_steps': self.planned, 'fingerprint': fingerprint(ds)}
 
     def _build_gan(self, cfg):
         self.G = build_generator(cfg, self.nc).to(self.device)
@@ -161,10 +163,10 @@ class TrainingSetup:
     # ---- the learning rate --------------------------------------------------------------------
     def schedule_learning_rate(self, step):
         """The learning rate of the coming step: --lr, or --lr times (1 + cos(pi t / T)) / 2 at step t of T."""
-        if self.cfg.get('lr_schedule', 'constant') == 'constant':
-            return
-        t = min(step / max(self.planned, 1), 1.0)
-        lr = self.cfg['lr'] * 0.5 * (1.0 + math.cos(math.pi * t))
+        lr = self.cfg['lr']                     # constant (also after a --resume with a new --lr)
+        if self.cfg.get('lr_schedule', 'constant') == 'cosine':
+            t = min(step / max(self.planned, 1), 1.0)
+            lr = self.cfg['lr'] * 0.5 * (1.0 + math.cos(math.pi * t))
         for opt in self.optimizers:
             for group in opt.param_groups:
                 group['lr'] = lr
@@ -206,19 +208,27 @@ class TrainingSetup:
             st.update(net=self.net.state_dict(), opt=self.opt.state_dict())
         return st
 
-    def load_state_dict(self, st):
+    def load_state_dict(self, st, path='the checkpoint'):
+        """Restore a state_dict() read from `path`; one that does not fit is a CheckpointError naming it."""
+        nets = ('G', 'D', 'opt_g', 'opt_d', 'fixed_noise') if self.gan else ('net', 'opt')
+        require(st, ('model', 'stream', 'rng') + nets, path)
         if st.get('model') != self.cfg['model']:
-            raise UsageError(f'the checkpoint is of a {st.get("model")} run, config.json says {self.cfg["model"]}')
-        if self.gan:
-            self.G.load_state_dict(st['G'])
-            self.D.load_state_dict(st['D'])
-            self.opt_g.load_state_dict(st['opt_g'])
-            self.opt_d.load_state_dict(st['opt_d'])
-            self.fixed_noise = tensor(st['fixed_noise']).to(self.device)
-        else:
-            self.net.load_state_dict(st['net'])
-            self.opt.load_state_dict(st['opt'])
-        self.stream.restore(st['stream'])
-        if self.fresh_stream is not None:
-            self.fresh_stream.restore(st['fresh_stream'])
-        mgr.set_rng_state(st['rng'])
+            raise CheckpointError(f'{path} is of a {st.get("model")} run, config.json says {self.cfg["model"]}: '
+                                  'use a checkpoint of this run')
+        try:
+            if self.gan:
+                load_weights(self.G, st['G'], path, 'G')
+                load_weights(self.D, st['D'], path, 'D')
+                load_weights(self.opt_g, st['opt_g'], path, 'optimiser (G)')
+                load_weights(self.opt_d, st['opt_d'], path, 'optimiser (D)')
+                self.fixed_noise = tensor(st['fixed_noise']).to(self.device)
+            else:
+                load_weights(self.net, st['net'], path, 'classifier')
+                load_weights(self.opt, st['opt'], path, 'optimiser')
+            self.stream.restore(st['stream'])
+            if self.fresh_stream is not None:
+                self.fresh_stream.restore(st['fresh_stream'])
+            mgr.set_rng_state(st['rng'])
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise CheckpointError(f'{path} holds a training state that does not fit this run '
+                                  f'({type(e).__name__}: {e}): use a checkpoint of this run') from e
