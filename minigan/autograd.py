@@ -15,6 +15,9 @@ import weakref
 
 import numpy as np
 
+from . import backend
+from .tensor import Tensor
+
 _grad_enabled = True          # grad mode: the one global switch, like torch's
 _creation_order = itertools.count()   # orders backward deterministically (not by memory address)
 
@@ -53,7 +56,6 @@ class Function:
     inputs = None
 
     def __call__(self, *inputs):
-        from .tensor import Tensor
         for x in inputs:
             if x is not None and not isinstance(x, Tensor):
                 raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
@@ -76,11 +78,24 @@ class Function:
     def output(self, i=0):
         return self._outputs[i]()
 
+    def __repr__(self):
+        """<Mul inputs: (2,3) float32, (3,) float32 -> (2,3) float32>: what the op was applied to."""
+        name = type(self).__name__
+        if self.inputs is None:        # never recorded (no input wanted a gradient), or freed by backward
+            return f'<{name} (graph freed by backward)>' if hasattr(self, '_outputs') else f'<{name}>'
+        inputs = ', '.join('None' if x is None else _describe(x.shape, x.dtype) for x in self.inputs)
+        outputs = ', '.join(_describe(shape, dtype) for shape, dtype, _ in self._output_specs)
+        return f'<{name} inputs: {inputs} -> {outputs}>'
+
     def forward(self, *xs):
         raise NotImplementedError(f'{type(self).__name__} has no forward')
 
     def backward(self, *gys):
         raise NotImplementedError(f'{type(self).__name__} is not differentiable')
+
+
+def _describe(shape, dtype):
+    return f'{str(tuple(shape)).replace(" ", "")} {dtype}'
 
 
 def _functions_leading_to(roots, targets):
@@ -178,10 +193,8 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
 
 def _zeros_like_output(f, i):
     """A zero gradient for output i, built from its recorded shape (the output itself may be gone)."""
-    from .backend import cupy_or_raise
-    from .tensor import Tensor
     shape, dtype, array_type = f._output_specs[i]
-    xp = cupy_or_raise() if array_type.__module__.startswith('cupy') else np
+    xp = backend.cupy_or_raise() if array_type.__module__.startswith('cupy') else np
     return Tensor(xp.zeros(shape, dtype))
 
 
@@ -191,7 +204,6 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     With create_graph=True the returned gradients are part of the graph and can
     be differentiated again (the WGAN-GP penalty does this).
     """
-    from .tensor import Tensor
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     grad_outputs = _default_grad_outputs(outputs, grad_outputs)
@@ -216,8 +228,6 @@ class GradShapeError(ValueError, RuntimeError):
 
 
 def _default_grad_outputs(outputs, grad_outputs):
-    from . import backend
-    from .tensor import Tensor
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
