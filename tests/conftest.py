@@ -1,4 +1,9 @@
-"""Shared test fixtures: the device parameter, seeds, and the torch reference."""
+"""Shared test fixtures: the device parameter, seeds, and the torch reference.
+
+PyTorch is optional. Every op and autograd test checks minigan against central differences
+and values worked out by hand or with NumPy; the tests that also cross-check against PyTorch
+take the `torch` fixture, and only those skip, saying so, where PyTorch is not installed.
+"""
 import numpy as np
 import pytest
 
@@ -22,15 +27,23 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope='session')
+def torch():
+    """The torch module, for a PyTorch cross-check; the test is skipped when torch is missing."""
+    return pytest.importorskip('torch', reason='PyTorch cross-check: torch is not installed')
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
 
 def to_numpy(t):
-    """A host float64 copy of a minigan or torch tensor (or None)."""
+    """A host float64 copy of a minigan or torch tensor or a NumPy array (or None)."""
     if t is None:
         return None
+    if isinstance(t, np.ndarray):
+        return t.astype(np.float64)
     if hasattr(t, 'detach') and hasattr(t, 'cpu') and not isinstance(t, mg.Tensor):
         return t.detach().cpu().numpy().astype(np.float64)
     return np.asarray(t.numpy(), dtype=np.float64)
