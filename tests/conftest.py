@@ -33,6 +33,23 @@ def torch():
     return pytest.importorskip('torch', reason='PyTorch cross-check: torch is not installed')
 
 
+def optional_torch():
+    """The torch module, or None where PyTorch is not installed: for tables of PyTorch twins that
+    only the cross-checks (which take the `torch` fixture, or `reference` below) ever call."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@pytest.fixture(params=['central differences', 'torch'])
+def reference(request):
+    """What check_op (test_math_ops) compares an op with: None for central differences and float32
+    against float64, or the torch module for PyTorch's forward, gradients and double backward."""
+    return request.getfixturevalue('torch') if request.param == 'torch' else None
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
