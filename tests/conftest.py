@@ -45,8 +45,9 @@ def optional_torch():
 
 @pytest.fixture(params=['central differences', 'torch'])
 def reference(request):
-    """What check_op (test_math_ops) compares an op with: None for central differences and float32
-    against float64, or the torch module for PyTorch's forward, gradients and double backward."""
+    """What a test compares minigan with: None for minigan's own references (central differences,
+    float32 against float64, NumPy formulas), or the torch module for PyTorch's results.
+    check_op (test_math_ops) and the optimiser tests take it."""
     return request.getfixturevalue('torch') if request.param == 'torch' else None
 
 
