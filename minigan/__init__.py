@@ -1,7 +1,7 @@
 """minigan: a from-scratch deep-learning engine over NumPy and CuPy, for GANs."""
 __version__ = '0.1.0'
 
-# tensor first: it imports the rest of the core at its bottom (see the comment there)
+# the core first: tensor.py imports autograd and the ops at its end (see the comment there)
 from .tensor import Tensor, tensor, as_tensor  # noqa: F401
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, grad, Function  # noqa: F401
 from .functional import cat, stack  # noqa: F401

@@ -16,7 +16,6 @@ import weakref
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
 
 _grad_enabled = True          # grad mode: the one global switch, like torch's
 _creation_order = itertools.count()   # orders backward deterministically (not by memory address)
@@ -254,3 +253,6 @@ def _default_grad_outputs(outputs, grad_outputs):
             g = g.to(dtype=y.dtype)
         result.append(g)
     return result
+
+
+from .tensor import Tensor  # noqa: E402  (last, so either module may be imported first: see the end of tensor.py)
