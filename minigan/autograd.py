@@ -56,11 +56,11 @@ class Function:
 
     def __call__(self, *inputs):
         for x in inputs:
-            if x is not None and not isinstance(x, Tensor):
+            if x is not None and not isinstance(x, _tensor.Tensor):
                 raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
         ys = self.forward(*[None if x is None else x.array for x in inputs])
         single = not isinstance(ys, tuple)
-        outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
+        outputs = tuple(_tensor.Tensor(y) for y in ((ys,) if single else ys))
         if _grad_enabled and any(x is not None and x.requires_grad for x in inputs):
             self.inputs = inputs
             self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
@@ -194,7 +194,7 @@ def _zeros_like_output(f, i):
     """A zero gradient for output i, built from its recorded shape (the output itself may be gone)."""
     shape, dtype, array_type = f._output_specs[i]
     xp = backend.cupy_or_raise() if array_type.__module__.startswith('cupy') else np
-    return Tensor(xp.zeros(shape, dtype))
+    return _tensor.Tensor(xp.zeros(shape, dtype))
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
@@ -203,8 +203,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     With create_graph=True the returned gradients are part of the graph and can
     be differentiated again (the WGAN-GP penalty does this).
     """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs = [outputs] if isinstance(outputs, _tensor.Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, _tensor.Tensor) else list(inputs)
     grad_outputs = _default_grad_outputs(outputs, grad_outputs)
     for i, x in enumerate(inputs):
         if not x.requires_grad:
@@ -229,7 +229,7 @@ class GradShapeError(ValueError, RuntimeError):
 def _default_grad_outputs(outputs, grad_outputs):
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif isinstance(grad_outputs, _tensor.Tensor):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(f'got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs')
@@ -242,10 +242,10 @@ def _default_grad_outputs(outputs, grad_outputs):
             if y.array.size != 1:
                 raise RuntimeError(f'output {i} has shape {y.shape}: a gradient can be implied only for '
                                    'a single-element output; pass grad_outputs (or backward(grad))')
-            g = Tensor(backend.get_array_module(y.array).ones_like(y.array))   # ones, even where y is inf/nan
-        elif not isinstance(g, Tensor):               # arrays and numbers take the output's dtype and device
-            g = Tensor(backend.to_device(np.asarray(backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g,
-                                                    dtype=y.dtype), y.device))
+            g = _tensor.Tensor(backend.get_array_module(y.array).ones_like(y.array))   # ones, even at inf/nan
+        elif not isinstance(g, _tensor.Tensor):       # arrays and numbers take the output's dtype and device
+            host = backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g
+            g = _tensor.Tensor(backend.to_device(np.asarray(host, dtype=y.dtype), y.device))
         if g.shape != y.shape:
             raise GradShapeError(f'grad_output {i} has shape {g.shape}, but the output has shape {y.shape}: '
                                  'pass a gradient of the same shape as the output')
@@ -255,4 +255,6 @@ def _default_grad_outputs(outputs, grad_outputs):
     return result
 
 
-from .tensor import Tensor  # noqa: E402  (last, so either module may be imported first: see the end of tensor.py)
+# The tensor module, looked up when a Tensor is made, not at import: tensor.py imports this module
+# (see the comment at its end), so either may be imported first.
+from . import tensor as _tensor  # noqa: E402

@@ -336,7 +336,8 @@ def test_mixed_second_derivative_matches_torch(device, torch):
                      create_graph=True)
     d = mg.grad([(gx * gx).sum() + (gw * gw * gw).sum()], [xm, wm])
     xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
-    tgx, tgw = torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, stride=2), (xt, wt), torch.tensor(u), create_graph=True)
+    tgx, tgw = torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, stride=2), (xt, wt), torch.tensor(u),
+                                   create_graph=True)
     td = torch.autograd.grad((tgx * tgx).sum() + (tgw ** 3).sum(), (xt, wt))
     for a, e in zip(d, td):
         close(a, e, np.float64)

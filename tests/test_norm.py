@@ -54,7 +54,8 @@ def numpy_side(case, training, affine=True, momentum=0.1, eps=1e-5):
     xhat = (x - c(mean)) / np.sqrt(c(var) + eps)
     y = c(w) * xhat + c(b)
     if training:
-        gx = c(w) / np.sqrt(c(var) + eps) * (g - g.mean(axes, keepdims=True) - xhat * (g * xhat).mean(axes, keepdims=True))
+        gx = c(w) / np.sqrt(c(var) + eps) * (g - g.mean(axes, keepdims=True)
+                                              - xhat * (g * xhat).mean(axes, keepdims=True))
     else:
         gx = c(w) * g / np.sqrt(c(var) + eps)
     grads = [gx, (g * xhat).sum(axes), g.sum(axes)] if affine else [gx]

@@ -46,10 +46,10 @@ def loops(kind, x, gy, k, s, p):
             else:
                 first = window.argmax(-1)
                 y[:, :, i, j] = window.max(-1)
-                width = cols.stop - cols.start
+                r, q = np.divmod(first, cols.stop - cols.start)
                 for b in range(n):
                     for ch in range(c):
-                        gx[b, ch, rows.start + first[b, ch] // width, cols.start + first[b, ch] % width] += gy[b, ch, i, j]
+                        gx[b, ch, rows.start + r[b, ch], cols.start + q[b, ch]] += gy[b, ch, i, j]
     return y, gx
 
 

@@ -90,12 +90,14 @@ def test_torch_keywords_dim_keepdim(device, reference):
             got = getattr(mg.tensor(x, device=device), name)(dim=dim, keepdim=True)
             ref = getattr(mg.tensor(x, device=device), name)(axis=dim, keepdims=True)
             np.testing.assert_array_equal(got.numpy(), ref.numpy())
-    check_op(lambda t: t.sum(dim=1, keepdim=True), [x], device, reference, torch_fn=lambda t: t.sum(dim=1, keepdim=True))
+    check_op(lambda t: t.sum(dim=1, keepdim=True), [x], device, reference,
+             torch_fn=lambda t: t.sum(dim=1, keepdim=True))
     check_op(lambda t: t.mean(dim=(0, 2)), [x], device, reference, torch_fn=lambda t: t.mean(dim=(0, 2)))
     check_op(lambda t: t.max(dim=-1), [x], device, reference, torch_fn=lambda t: t.max(dim=-1).values)
     check_op(lambda t: t.min(dim=0, keepdim=True), [x], device, reference,
              torch_fn=lambda t: t.min(dim=0, keepdim=True).values)
-    check_op(lambda t: t.var(dim=2, keepdim=True), [x], device, reference, torch_fn=lambda t: t.var(dim=2, keepdim=True))
+    check_op(lambda t: t.var(dim=2, keepdim=True), [x], device, reference,
+             torch_fn=lambda t: t.var(dim=2, keepdim=True))
 
 
 FUNCTIONAL = [
