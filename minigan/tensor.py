@@ -297,7 +297,7 @@ def as_tensor(value, like=None):
 # The core's one import circle, and why it is here. Tensor's operators call the ops
 # (functional) and backward() calls the backward pass (autograd); both of those build Tensors,
 # so both import this module. Importing them last, once Tensor is defined, lets each side see the
-# other (autograd likewise imports Tensor on its last line); every other import in minigan points
+# other (autograd likewise imports this module on its last line); every other import in minigan points
 # down the floors (architecture.md).
 from . import autograd  # noqa: E402
 from . import functional as F  # noqa: E402
