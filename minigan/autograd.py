@@ -7,6 +7,9 @@ is itself a graph when `create_graph=True`: that is all double backprop needs.
 Each output tensor points to the Function that made it (`creator`); a Function
 holds its input tensors and only weak references to its outputs, so the graph
 has no reference cycles and dies with its last tensor.
+
+`_tensor.Tensor` below is minigan's Tensor: the tensor module is imported on the
+last line of this file (tensor.py imports this one; see the comment at its end).
 """
 import contextlib
 import heapq
