@@ -7,6 +7,9 @@ is itself a graph when `create_graph=True`: that is all double backprop needs.
 Each output tensor points to the Function that made it (`creator`); a Function
 holds its input tensors and only weak references to its outputs, so the graph
 has no reference cycles and dies with its last tensor.
+
+`_tensor.Tensor` below is minigan's Tensor: the tensor module is imported on the
+last line of this file (tensor.py imports this one; see the comment at its end).
 """
 import contextlib
 import heapq
@@ -14,6 +17,8 @@ import itertools
 import weakref
 
 import numpy as np
+
+from . import backend
 
 _grad_enabled = True          # grad mode: the one global switch, like torch's
 _creation_order = itertools.count()   # orders backward deterministically (not by memory address)
@@ -53,13 +58,12 @@ class Function:
     inputs = None
 
     def __call__(self, *inputs):
-        from .tensor import Tensor
         for x in inputs:
-            if x is not None and not isinstance(x, Tensor):
+            if x is not None and not isinstance(x, _tensor.Tensor):
                 raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
         ys = self.forward(*[None if x is None else x.array for x in inputs])
         single = not isinstance(ys, tuple)
-        outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
+        outputs = tuple(_tensor.Tensor(y) for y in ((ys,) if single else ys))
         if _grad_enabled and any(x is not None and x.requires_grad for x in inputs):
             self.inputs = inputs
             self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
@@ -76,11 +80,24 @@ class Function:
     def output(self, i=0):
         return self._outputs[i]()
 
+    def __repr__(self):
+        """<Mul inputs: (2,3) float32, (3,) float32 -> (2,3) float32>: what the op was applied to."""
+        name = type(self).__name__
+        if self.inputs is None:        # never recorded (no input wanted a gradient), or freed by backward
+            return f'<{name} (graph freed by backward)>' if hasattr(self, '_outputs') else f'<{name}>'
+        inputs = ', '.join('None' if x is None else _describe(x.shape, x.dtype) for x in self.inputs)
+        outputs = ', '.join(_describe(shape, dtype) for shape, dtype, _ in self._output_specs)
+        return f'<{name} inputs: {inputs} -> {outputs}>'
+
     def forward(self, *xs):
         raise NotImplementedError(f'{type(self).__name__} has no forward')
 
     def backward(self, *gys):
         raise NotImplementedError(f'{type(self).__name__} is not differentiable')
+
+
+def _describe(shape, dtype):
+    return f'{str(tuple(shape)).replace(" ", "")} {dtype}'
 
 
 def _functions_leading_to(roots, targets):
@@ -215,11 +232,9 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
 
 def _zeros_like_output(f, i):
     """A zero gradient for output i, built from its recorded shape (the output itself may be gone)."""
-    from .backend import cupy_or_raise
-    from .tensor import Tensor
     shape, dtype, array_type = f._output_specs[i]
-    xp = cupy_or_raise() if array_type.__module__.startswith('cupy') else np
-    return Tensor(xp.zeros(shape, dtype))
+    xp = backend.cupy_or_raise() if array_type.__module__.startswith('cupy') else np
+    return _tensor.Tensor(xp.zeros(shape, dtype))
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
@@ -228,9 +243,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     With create_graph=True the returned gradients are part of the graph and can
     be differentiated again (the WGAN-GP penalty does this).
     """
-    from .tensor import Tensor
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs = [outputs] if isinstance(outputs, _tensor.Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, _tensor.Tensor) else list(inputs)
     grad_outputs = _default_grad_outputs(outputs, grad_outputs)
     for i, x in enumerate(inputs):
         if not x.requires_grad:
@@ -253,11 +267,9 @@ class GradShapeError(ValueError, RuntimeError):
 
 
 def _default_grad_outputs(outputs, grad_outputs):
-    from . import backend
-    from .tensor import Tensor
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif isinstance(grad_outputs, _tensor.Tensor):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(f'got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs')
@@ -270,10 +282,10 @@ def _default_grad_outputs(outputs, grad_outputs):
             if y.array.size != 1:
                 raise RuntimeError(f'output {i} has shape {y.shape}: a gradient can be implied only for '
                                    'a single-element output; pass grad_outputs (or backward(grad))')
-            g = Tensor(backend.get_array_module(y.array).ones_like(y.array))   # ones, even where y is inf/nan
-        elif not isinstance(g, Tensor):               # arrays and numbers take the output's dtype and device
-            g = Tensor(backend.to_device(np.asarray(backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g,
-                                                    dtype=y.dtype), y.device))
+            g = _tensor.Tensor(backend.get_array_module(y.array).ones_like(y.array))   # ones, even at inf/nan
+        elif not isinstance(g, _tensor.Tensor):       # arrays and numbers take the output's dtype and device
+            host = backend.to_device(g, 'cpu') if hasattr(g, 'shape') else g
+            g = _tensor.Tensor(backend.to_device(np.asarray(host, dtype=y.dtype), y.device))
         if g.shape != y.shape:
             raise GradShapeError(f'grad_output {i} has shape {g.shape}, but the output has shape {y.shape}: '
                                  'pass a gradient of the same shape as the output')
@@ -281,3 +293,8 @@ def _default_grad_outputs(outputs, grad_outputs):
             g = g.to(dtype=y.dtype)
         result.append(g)
     return result
+
+
+# The tensor module, looked up when a Tensor is made, not at import: tensor.py imports this module
+# (see the comment at its end), so either may be imported first.
+from . import tensor as _tensor  # noqa: E402

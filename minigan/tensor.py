@@ -1,13 +1,15 @@
 """Tensor: an array (NumPy or CuPy), a flag saying whether it wants a gradient,
 and for results of ops a link to the Function that made it.
 
-Operators and methods are thin wrappers over minigan.functional.
+Operators and methods are thin wrappers over minigan.functional; backward()
+hands the graph to autograd.run_backward. Both of those modules build Tensors,
+so they are imported at the bottom of this file, after Tensor exists.
 """
 import numbers
 
 import numpy as np
 
-from . import autograd, backend
+from . import backend
 
 
 class RequiresGradDtypeError(TypeError, RuntimeError):
@@ -35,6 +37,7 @@ class Tensor:
     ndim = property(lambda self: self.array.ndim)
     device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self.creator is None)
+    grad_fn = property(lambda self: self.creator)      # PyTorch's name for the Function that made it
     T = property(lambda self: self.transpose())
 
     # .array is the raw NumPy/CuPy array; .data is PyTorch's: a detached Tensor sharing that array,
@@ -58,7 +61,9 @@ class Tensor:
 
     def __repr__(self):
         extra = f', device={self.device}' if self.device != 'cpu' else ''
-        grad = ', requires_grad=True' if self.requires_grad else ''
+        # a result names the op that made it, as PyTorch's grad_fn=<MulBackward0> does
+        grad = (f', grad_fn=<{type(self.creator).__name__}>' if self.creator is not None
+                else ', requires_grad=True' if self.requires_grad else '')
         body = np.array2string(self.numpy(), precision=4, separator=', ', prefix='tensor(')
         return f'tensor({body}, dtype={self.dtype}{extra}{grad})'
 
@@ -246,8 +251,7 @@ class Tensor:
         """transpose(d0, d1) swaps two dims as in PyTorch; transpose() or transpose(axes) permutes as in NumPy."""
         dims = _shape_args(dims)
         if len(dims) == 2:
-            from .functional.shape import _dim
-            d0, d1 = _dim(dims[0], self.ndim), _dim(dims[1], self.ndim)
+            d0, d1 = F.shape._dim(dims[0], self.ndim), F.shape._dim(dims[1], self.ndim)
             perm = list(range(self.ndim))
             perm[d0], perm[d1] = perm[d1], perm[d0]
             return F.permute(self, tuple(perm))
@@ -306,4 +310,10 @@ def as_tensor(value, like=None):
     return tensor(value)
 
 
-from . import functional as F  # noqa: E402  (the ops need Tensor defined first)
+# The core's one import circle, and why it is here. Tensor's operators call the ops
+# (functional) and backward() calls the backward pass (autograd); both of those build Tensors,
+# so both import this module. Importing them last, once Tensor is defined, lets each side see the
+# other (autograd likewise imports this module on its last line); every other import in minigan points
+# down the floors (architecture.md).
+from . import autograd  # noqa: E402
+from . import functional as F  # noqa: E402

@@ -1,4 +1,9 @@
-"""Shared test fixtures: the device parameter, seeds, and the torch reference."""
+"""Shared test fixtures: the device parameter, seeds, and the torch reference.
+
+PyTorch is optional. Every op and autograd test checks minigan against central differences
+and values worked out by hand or with NumPy; the tests that also cross-check against PyTorch
+take the `torch` fixture, and only those skip, saying so, where PyTorch is not installed.
+"""
 import numpy as np
 import pytest
 
@@ -30,15 +35,41 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope='session')
+def torch():
+    """The torch module, for a PyTorch cross-check; the test is skipped when torch is missing."""
+    return pytest.importorskip('torch', reason='PyTorch cross-check: torch is not installed')
+
+
+def optional_torch():
+    """The torch module, or None where PyTorch is not installed: for tables of PyTorch twins that
+    only the cross-checks (which take the `torch` fixture, or `reference` below) ever call."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@pytest.fixture(params=['central differences', 'torch'])
+def reference(request):
+    """What a test compares minigan with: None for minigan's own references (central differences,
+    float32 against float64, NumPy formulas), or the torch module for PyTorch's results.
+    check_op (test_math_ops) and the optimiser tests take it."""
+    return request.getfixturevalue('torch') if request.param == 'torch' else None
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
 
 def to_numpy(t):
-    """A host float64 copy of a minigan or torch tensor (or None)."""
+    """A host float64 copy of a minigan or torch tensor or a NumPy array (or None)."""
     if t is None:
         return None
+    if isinstance(t, np.ndarray):
+        return t.astype(np.float64)
     if hasattr(t, 'detach') and hasattr(t, 'cpu') and not isinstance(t, mg.Tensor):
         return t.detach().cpu().numpy().astype(np.float64)
     return np.asarray(t.numpy(), dtype=np.float64)

@@ -1,5 +1,6 @@
-"""conv2d and conv_transpose2d: the three im2col primitives against direct loops, the public ops against
-PyTorch (forward, every gradient, second derivatives), gradcheck/gradgradcheck, and the entrance checks."""
+"""conv2d and conv_transpose2d: the three im2col primitives and the public ops (forward, every gradient)
+against direct loops, gradcheck/gradgradcheck, the same against PyTorch (second derivatives included),
+and the entrance checks."""
 import numpy as np
 import pytest
 
@@ -9,9 +10,6 @@ from minigan.backend import to_device
 from minigan.functional.im2col import (conv2d_forward, conv2d_backward_data, conv2d_backward_weight,
                                        im2col, col2im)
 from conftest import to_numpy
-
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 
 TOL = {np.float64: dict(rtol=1e-6), np.float32: dict(rtol=1e-4)}
 
@@ -121,25 +119,53 @@ def test_primitives_keep_float32(dtype):
     assert conv2d_backward_weight(x, gy, w.shape, s, p).dtype == dtype
 
 
-# ---- the public ops against PyTorch --------------------------------------------------------------------
+# ---- the public ops against direct loops and PyTorch ---------------------------------------------------
 
-def run_both(op, x, w, b, gy, device, **kw):
-    """Forward and every gradient in minigan and in torch, for the same inputs and cotangent."""
+def run_minigan(op, x, w, b, gy, device, **kw):
+    """Forward and the gradients for x, w and b, for the cotangent gy."""
     ts = [mg.tensor(a, requires_grad=True, device=device) for a in (x, w, b)]
     y = getattr(F, op)(*ts, **kw)
-    gm = mg.grad([y], ts, [mg.tensor(gy, device=device)])
+    return (y,) + tuple(mg.grad([y], ts, [mg.tensor(gy, device=device)]))
+
+
+def direct_loops(op, x, w, b, gy, stride, padding):
+    """The same from the loops above: conv_transpose2d is the adjoint of conv2d, so they swap roles."""
+    x, w, b, gy = (a.astype(np.float64) for a in (x, w, b, gy))
+    if op == 'conv2d':
+        y = naive_forward(x, w, stride, padding)
+        gx, gw = naive_backward_data(gy, w, x.shape, stride, padding), naive_backward_weight(x, gy, w.shape,
+                                                                                           stride, padding)
+    else:
+        y = naive_backward_data(x, w, gy.shape, stride, padding)
+        gx, gw = naive_forward(gy, w, stride, padding), naive_backward_weight(gy, x, w.shape, stride, padding)
+    return y + b[:, None, None], gx, gw, gy.sum((0, 2, 3))
+
+
+def run_both(torch, op, x, w, b, gy, device, **kw):
+    """Forward and every gradient in minigan and in torch, for the same inputs and cotangent."""
     tt = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    ty = getattr(TF, op)(*tt, **kw)
+    ty = getattr(torch.nn.functional, op)(*tt, **kw)
     gt = torch.autograd.grad(ty, tt, torch.tensor(gy))
-    return (y,) + tuple(gm), (ty,) + tuple(gt)
+    return run_minigan(op, x, w, b, gy, device, **kw), (ty,) + tuple(gt)
 
 
 @pytest.mark.parametrize('dtype', [np.float64, np.float32])
 @pytest.mark.parametrize('case', CASES, ids=CASE_IDS)
-def test_conv2d_matches_torch(case, dtype, device):
+def test_conv2d_matches_direct_loops(case, dtype, device):
     x, w, gy, s, p = (a.astype(dtype) if isinstance(a, np.ndarray) else a for a in make_case(case, seed=5))
     b = np.random.default_rng(6).standard_normal(w.shape[0]).astype(dtype)
-    ours, theirs = run_both('conv2d', x, w, b, gy, device, stride=s, padding=p)
+    ours = run_minigan('conv2d', x, w, b, gy, device, stride=s, padding=p)
+    for a, e in zip(ours, direct_loops('conv2d', x, w, b, gy, s, p)):
+        assert a.dtype == dtype
+        close(a, e, dtype)
+
+
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+@pytest.mark.parametrize('case', CASES, ids=CASE_IDS)
+def test_conv2d_matches_torch(case, dtype, device, torch):
+    x, w, gy, s, p = (a.astype(dtype) if isinstance(a, np.ndarray) else a for a in make_case(case, seed=5))
+    b = np.random.default_rng(6).standard_normal(w.shape[0]).astype(dtype)
+    ours, theirs = run_both(torch, 'conv2d', x, w, b, gy, device, stride=s, padding=p)
     for a, e in zip(ours, theirs):
         assert a.dtype == dtype
         close(a, e, dtype)
@@ -161,9 +187,19 @@ def transpose_case(case, seed, output_padding=0):
 
 @pytest.mark.parametrize('dtype', [np.float64, np.float32])
 @pytest.mark.parametrize('case', CASES, ids=CASE_IDS)
-def test_conv_transpose2d_matches_torch(case, dtype, device):
+def test_conv_transpose2d_matches_direct_loops(case, dtype, device):
     x, w, b, gy, s, p = (a.astype(dtype) if isinstance(a, np.ndarray) else a for a in transpose_case(case, 7))
-    ours, theirs = run_both('conv_transpose2d', x, w, b, gy, device, stride=s, padding=p)
+    ours = run_minigan('conv_transpose2d', x, w, b, gy, device, stride=s, padding=p)
+    for a, e in zip(ours, direct_loops('conv_transpose2d', x, w, b, gy, s, p)):
+        assert a.dtype == dtype
+        close(a, e, dtype)
+
+
+@pytest.mark.parametrize('dtype', [np.float64, np.float32])
+@pytest.mark.parametrize('case', CASES, ids=CASE_IDS)
+def test_conv_transpose2d_matches_torch(case, dtype, device, torch):
+    x, w, b, gy, s, p = (a.astype(dtype) if isinstance(a, np.ndarray) else a for a in transpose_case(case, 7))
+    ours, theirs = run_both(torch, 'conv_transpose2d', x, w, b, gy, device, stride=s, padding=p)
     for a, e in zip(ours, theirs):
         assert a.dtype == dtype
         close(a, e, dtype)
@@ -173,31 +209,30 @@ def test_conv_transpose2d_matches_torch(case, dtype, device):
 def test_conv_transpose2d_output_padding(stride, padding, output_padding, device):
     case = (2, 2, 7, 8, 3, (3, 3), stride, padding)
     x, w, b, gy, s, p = transpose_case(case, 8, output_padding)
-    ours, theirs = run_both('conv_transpose2d', x, w, b, gy, device, stride=s, padding=p,
-                            output_padding=output_padding)
-    assert ours[0].shape == tuple(theirs[0].shape)
-    for a, e in zip(ours, theirs):
+    ours = run_minigan('conv_transpose2d', x, w, b, gy, device, stride=s, padding=p, output_padding=output_padding)
+    assert ours[0].shape == gy.shape            # (H_in - 1) s - 2 p + k + output_padding
+    for a, e in zip(ours, direct_loops('conv_transpose2d', x, w, b, gy, s, p)):
         close(a, e, np.float64)
 
 
-def test_dcgan_layer_shapes_float32(device):
+def test_dcgan_layer_shapes_float32(device, torch):
     """The DCGAN-32 discriminator's second layer and generator's second layer at batch 4, in float32."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((4, 64, 16, 16), dtype=np.float32)
     w = (0.02 * rng.standard_normal((128, 64, 4, 4))).astype(np.float32)
     gy = rng.standard_normal((4, 128, 8, 8), dtype=np.float32)
     b = np.zeros(128, np.float32) + 0.1
-    for a, e in zip(*run_both('conv2d', x, w, b, gy, device, stride=2, padding=1)):
+    for a, e in zip(*run_both(torch, 'conv2d', x, w, b, gy, device, stride=2, padding=1)):
         close(a, e, np.float32)
     z = rng.standard_normal((4, 100, 1, 1), dtype=np.float32)
     wt = (0.02 * rng.standard_normal((100, 256, 4, 4))).astype(np.float32)
     gz = rng.standard_normal((4, 256, 4, 4), dtype=np.float32)
-    for a, e in zip(*run_both('conv_transpose2d', z, wt, np.ones(256, np.float32), gz, device)):
+    for a, e in zip(*run_both(torch, 'conv_transpose2d', z, wt, np.ones(256, np.float32), gz, device)):
         close(a, e, np.float32)
 
 
 def test_non_contiguous_inputs(device):
-    """A transposed view of x and a permuted weight give the same results as contiguous copies (and torch)."""
+    """A transposed view of x and a permuted weight give the same results as contiguous copies."""
     rng = np.random.default_rng(10)
     xs = rng.standard_normal((2, 3, 6, 7))                        # (N, C, W, H) storage, viewed as (N, C, H, W)
     ws = rng.standard_normal((3, 4, 3, 3))                        # (C_in, C_out, ...) storage of a conv weight
@@ -206,26 +241,27 @@ def test_non_contiguous_inputs(device):
     wm = mg.tensor(ws, requires_grad=True, device=device)
     y = F.conv2d(xm.transpose(2, 3), wm.permute(1, 0, 2, 3), stride=2, padding=1)
     gx, gw = mg.grad([y], [xm, wm], [mg.tensor(gy, device=device)])
-    xt, wt = torch.tensor(xs, requires_grad=True), torch.tensor(ws, requires_grad=True)
-    ty = TF.conv2d(xt.transpose(2, 3), wt.permute(1, 0, 2, 3), stride=2, padding=1)
-    tgx, tgw = torch.autograd.grad(ty, (xt, wt), torch.tensor(gy))
-    for a, e in ((y, ty), (gx, tgx), (gw, tgw)):
+    xc = mg.tensor(np.ascontiguousarray(xs.transpose(0, 1, 3, 2)), requires_grad=True, device=device)
+    wc = mg.tensor(np.ascontiguousarray(ws.transpose(1, 0, 2, 3)), requires_grad=True, device=device)
+    yc = F.conv2d(xc, wc, stride=2, padding=1)
+    gxc, gwc = mg.grad([yc], [xc, wc], [mg.tensor(gy, device=device)])
+    for a, e in ((y, yc), (gx, gxc.transpose(2, 3)), (gw, gwc.permute(1, 0, 2, 3))):
         close(a, e, np.float64)
     yt = F.conv_transpose2d(xm.transpose(2, 3)[:, :, ::2], wm, stride=2, padding=1)
-    tyt = TF.conv_transpose2d(xt.transpose(2, 3)[:, :, ::2], wt, stride=2, padding=1)
-    close(yt, tyt, np.float64)
+    ytc = F.conv_transpose2d(mg.tensor(np.ascontiguousarray(xs.transpose(0, 1, 3, 2)[:, :, ::2]), device=device),
+                             mg.tensor(ws, device=device), stride=2, padding=1)
+    close(yt, ytc, np.float64)
 
 
 def test_bias_keyword_and_tuple_arguments(device):
     rng = np.random.default_rng(11)
     x, w, b = rng.standard_normal((1, 2, 5, 6)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
     X, W, B = (mg.tensor(a, device=device) for a in (x, w, b))
-    expected = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=(2, 1), padding=(1, 0))
+    expected = naive_forward(x, w, (2, 1), (1, 0)) + b[:, None, None]
     close(F.conv2d(X, W, bias=B, stride=(2, 1), padding=(1, 0)), expected, np.float64)
     close(F.conv2d(X, W, B, (2, 1), (1, 0)), expected, np.float64)
     wt = rng.standard_normal((2, 3, 3, 3))
-    expected = TF.conv_transpose2d(torch.tensor(x), torch.tensor(wt), torch.tensor(b), stride=2, padding=1,
-                                   output_padding=1)
+    expected = naive_backward_data(x, wt, (1, 3, 10, 12), 2, 1) + b[:, None, None]   # 2 (5 - 1) - 2 + 3 + 1
     close(F.conv_transpose2d(X, mg.tensor(wt, device=device), bias=B, stride=2, padding=1, output_padding=1),
           expected, np.float64)
 
@@ -265,19 +301,19 @@ def test_conv_transpose2d_gradcheck_and_gradgradcheck(xs, ws, s, p, device):
 
 def gradient_penalty(lib, x, w1, w2, wt):
     """A small critic c(x) = conv(conv_t(x)^2, w1)^2 conv w2 and its WGAN-GP penalty mean((|dc/dx| - 1)^2)."""
-    mod = F if lib is mg else TF
+    mod = F if lib is mg else lib.nn.functional
     h = mod.conv_transpose2d(x, wt, stride=2, padding=1)
     h = mod.conv2d(h * h, w1, stride=2, padding=1)
     out = mod.conv2d(h * h, w2).sum()
     if lib is mg:
         g, = mg.grad([out], [x], create_graph=True)
     else:
-        g, = torch.autograd.grad(out, x, create_graph=True)
+        g, = lib.autograd.grad(out, x, create_graph=True)
     norm = ((g * g).reshape(x.shape[0], -1).sum(1) + 1e-12) ** 0.5
     return ((norm - 1) ** 2).mean()
 
 
-def test_double_backward_matches_torch(device):
+def test_double_backward_matches_torch(device, torch):
     """Second derivatives as WGAN-GP takes them: the gradient of a gradient-norm penalty w.r.t. every input."""
     rng = np.random.default_rng(14)
     arrays = [rng.standard_normal((2, 3, 4, 5)), 0.3 * rng.standard_normal((4, 2, 3, 3)),
@@ -291,7 +327,7 @@ def test_double_backward_matches_torch(device):
         close(a, e, np.float64)
 
 
-def test_mixed_second_derivative_matches_torch(device):
+def test_mixed_second_derivative_matches_torch(device, torch):
     """d/dw |d<u, conv(x, w)>/dx|^2: the weight cotangent flows through conv_transpose and Conv2dGradWeight."""
     rng = np.random.default_rng(15)
     x, w, u = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 3, 2))
@@ -300,7 +336,8 @@ def test_mixed_second_derivative_matches_torch(device):
                      create_graph=True)
     d = mg.grad([(gx * gx).sum() + (gw * gw * gw).sum()], [xm, wm])
     xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
-    tgx, tgw = torch.autograd.grad(TF.conv2d(xt, wt, stride=2), (xt, wt), torch.tensor(u), create_graph=True)
+    tgx, tgw = torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, stride=2), (xt, wt), torch.tensor(u),
+                                   create_graph=True)
     td = torch.autograd.grad((tgx * tgx).sum() + (tgw ** 3).sum(), (xt, wt))
     for a, e in zip(d, td):
         close(a, e, np.float64)

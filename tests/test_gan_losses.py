@@ -12,18 +12,15 @@ from minigan.gan import losses
 
 from conftest import to_numpy
 
-torch = pytest.importorskip("torch")
-
-
-def _pair(seed, b=7, device='cpu', dtype=np.float64):
+def _pair(torch, seed, b=7, device='cpu', dtype=np.float64):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal(b).astype(dtype) * 2
     c = rng.standard_normal(b).astype(dtype) * 2
-    return (mg.tensor(a, requires_grad=True).to(device), mg.tensor(c, requires_grad=True).to(device),
+    return (mg.tensor(a, requires_grad=True, device=device), mg.tensor(c, requires_grad=True, device=device),
             torch.tensor(a, requires_grad=True), torch.tensor(c, requires_grad=True))
 
 
-def _check(ours, ours_inputs, theirs, their_inputs, rtol=1e-6):
+def _check(torch, ours, ours_inputs, theirs, their_inputs, rtol=1e-6):
     np.testing.assert_allclose(to_numpy(ours), theirs.item(), rtol=rtol)
     grads = mg.grad([ours], ours_inputs)
     tgrads = torch.autograd.grad(theirs, their_inputs)
@@ -31,13 +28,37 @@ def _check(ours, ours_inputs, theirs, their_inputs, rtol=1e-6):
         np.testing.assert_allclose(to_numpy(g), tg.numpy(), rtol=rtol, atol=1e-12)
 
 
+def _outputs(seed, b=7, device='cpu'):
+    """Two seeded batches of discriminator outputs, float64 leaves."""
+    rng = np.random.default_rng(seed)
+    return [mg.tensor(rng.standard_normal(b) * 2, requires_grad=True, device=device) for _ in range(2)]
+
+
+def _check_formula(loss, inputs, formula):
+    """loss(*inputs) equals the NumPy formula, and its gradients equal central differences."""
+    np.testing.assert_allclose(loss(*inputs).item(), formula(*[to_numpy(x) for x in inputs]), rtol=1e-10)
+    assert mg.gradcheck(loss, inputs)
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
 @pytest.mark.parametrize('seed', [0, 1])
-def test_dcgan_losses_match_torch_bce(seed, device):
-    r, f, tr, tf = _pair(seed, device=device)
+def test_dcgan_losses_are_bce_on_logits(seed, device):
+    """L_D = mean softplus(-C_r) + mean softplus(C_f), L_G = mean softplus(-C_f): BCE with labels 1 and 0."""
+    r, f = _outputs(seed, device=device)
+    _check_formula(losses.dcgan_d_loss, [r, f], lambda a, b: softplus(-a).mean() + softplus(b).mean())
+    _check_formula(losses.dcgan_g_loss, [f], lambda b: softplus(-b).mean())
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_dcgan_losses_match_torch_bce(seed, device, torch):
+    r, f, tr, tf = _pair(torch, seed, device=device)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    _check(losses.dcgan_d_loss(r, f), [r, f],
+    _check(torch, losses.dcgan_d_loss(r, f), [r, f],
            bce(tr, torch.ones_like(tr)) + bce(tf, torch.zeros_like(tf)), [tr, tf])
-    _check(losses.dcgan_g_loss(f), [f], bce(tf, torch.ones_like(tf)), [tf])
+    _check(torch, losses.dcgan_g_loss(f), [f], bce(tf, torch.ones_like(tf)), [tf])
 
 
 def test_dcgan_loss_is_stable_for_large_logits():
@@ -55,8 +76,8 @@ def test_ralsgan_losses_match_the_papers_formulas(seed, device):
     """L_D = ½[mean_r (C_r - mean C_f - 1)² + mean_f (C_f - mean C_r + 1)²]; L_G swaps the ±1.
 
     The relativistic term is the output minus the mean over the OTHER batch
-    (RelativisticGAN #2: not mean(fake) - real)."""
-    r, f, tr, tf = _pair(seed, b=6, device=device)
+    (RelativisticGAN #2: not mean(fake) - real). Values against NumPy, gradients by central differences."""
+    r, f = _outputs(seed, b=6, device=device)
 
     def ref_d(a, b):
         return 0.5 * (((a - b.mean() - 1) ** 2).mean() + ((b - a.mean() + 1) ** 2).mean())
@@ -64,12 +85,8 @@ def test_ralsgan_losses_match_the_papers_formulas(seed, device):
     def ref_g(a, b):
         return 0.5 * (((a - b.mean() + 1) ** 2).mean() + ((b - a.mean() - 1) ** 2).mean())
 
-    _check(losses.ralsgan_d_loss(r, f), [r, f], ref_d(tr, tf), [tr, tf])
-    _check(losses.ralsgan_g_loss(r, f), [r, f], ref_g(tr, tf), [tr, tf])
-    # a direct NumPy value, independent of torch
-    a, b = to_numpy(r), to_numpy(f)
-    expect = 0.5 * (np.mean((a - b.mean() - 1) ** 2) + np.mean((b - a.mean() + 1) ** 2))
-    np.testing.assert_allclose(losses.ralsgan_d_loss(r, f).item(), expect, rtol=1e-12)
+    _check_formula(losses.ralsgan_d_loss, [r, f], ref_d)
+    _check_formula(losses.ralsgan_g_loss, [r, f], ref_g)
 
 
 def test_ralsgan_sign_convention():
@@ -84,9 +101,9 @@ def test_ralsgan_sign_convention():
 
 
 def test_wgan_losses(device):
-    r, f, tr, tf = _pair(3, b=5, device=device)
-    _check(losses.wgan_d_loss(r, f), [r, f], tf.mean() - tr.mean(), [tr, tf])
-    _check(losses.wgan_g_loss(f), [f], -tf.mean(), [tf])
+    r, f = _outputs(3, b=5, device=device)
+    _check_formula(losses.wgan_d_loss, [r, f], lambda a, b: b.mean() - a.mean())
+    _check_formula(losses.wgan_g_loss, [f], lambda b: -b.mean())
     np.testing.assert_allclose(losses.wasserstein_estimate(r, f),
                                to_numpy(r).mean() - to_numpy(f).mean(), rtol=1e-12)
 
@@ -102,14 +119,14 @@ class _LinearTanhCritic:
         return h @ self.v
 
 
-def _torch_gp(real, fake, alpha, w, v, weight=10.0):
+def _torch_gp(torch, real, fake, alpha, w, v, weight=10.0):
     x_hat = (real + alpha.view(-1, 1, 1, 1) * (fake - real)).detach().requires_grad_(True)
     out = torch.tanh(x_hat.reshape(x_hat.shape[0], -1) @ w) @ v
     g, = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return weight * ((g.reshape(g.shape[0], -1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def test_gradient_penalty_equals_torch_and_its_weight_gradient(device):
+def test_gradient_penalty_equals_torch_and_its_weight_gradient(device, torch):
     """Per-sample alpha, the norm over C*H*W, lambda 10, differentiated again into the critic's weights."""
     rng = np.random.default_rng(4)
     b, c, h, w_ = 5, 2, 3, 4
@@ -123,8 +140,8 @@ def test_gradient_penalty_equals_torch_and_its_weight_gradient(device):
     gp = losses.gradient_penalty(_LinearTanhCritic(mw, mv), mg.tensor(real).to(device),
                                  mg.tensor(fake).to(device), alpha=mg.tensor(alpha).to(device))
     tw, tv = torch.tensor(W, requires_grad=True), torch.tensor(v, requires_grad=True)
-    tgp = _torch_gp(torch.tensor(real), torch.tensor(fake), torch.tensor(alpha), tw, tv)
-    _check(gp, [mw, mv], tgp, [tw, tv])
+    tgp = _torch_gp(torch, torch.tensor(real), torch.tensor(fake), torch.tensor(alpha), tw, tv)
+    _check(torch, gp, [mw, mv], tgp, [tw, tv])
 
 
 def test_gradient_penalty_norm_is_per_sample_over_chw():

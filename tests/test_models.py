@@ -11,10 +11,10 @@ import pytest
 
 import minigan as mg
 import minigan.models as models
-from conftest import to_numpy
+from conftest import optional_torch, to_numpy
 
-torch = pytest.importorskip("torch")
-tnn = torch.nn
+torch = optional_torch()        # None without PyTorch: the twins below are built only by tests that take
+tnn = torch.nn if torch else None   # the `torch` fixture, which skips them, saying why, when it is missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def randomise_bn(tmodel, gen):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('kw', [{}, {'nc': 1}], ids=['default', 'nc1'])
 @pytest.mark.parametrize('name', list(PAIRS))
-def test_state_dict_keys_and_shapes_equal_torch(name, kw):
+def test_state_dict_keys_and_shapes_equal_torch(name, kw, torch):
     make_m, make_t, _ = PAIRS[name]
     if name == 'G32' or name == 'G64':
         kw = dict(kw, ngf=8)                # keeps construction fast; the layout is what is tested
@@ -112,10 +112,18 @@ def test_state_dict_keys_and_shapes_equal_torch(name, kw):
         np.testing.assert_array_equal(t.state_dict()[k].numpy(), v)
 
 
-def test_default_sizes_and_repr():
+def test_default_sizes():
     g, d = models.Generator32(), models.Discriminator32()
     assert g[0].weight.shape == (100, 256, 4, 4) and g[9].weight.shape == (64, 3, 4, 4)
     assert d[0].weight.shape == (64, 3, 4, 4) and d[8].weight.shape == (1, 256, 4, 4)
+    critic = models.Critic32(nc=1)
+    assert not any('BatchNorm' in type(m).__name__ for m in critic.modules())
+    with mg.no_grad():
+        assert g(mg.randn(2, 100, 1, 1)).shape == (2, 3, 32, 32) and d(mg.randn(2, 3, 32, 32)).shape == (2, 1, 1, 1)
+
+
+def test_repr_equals_torchs(torch):
+    g = models.Generator32()
     def body(r):                     # the layer list, without the class name on the first line
         return r.split('\n', 1)[1]
     assert repr(g).startswith('Generator32(') and body(repr(g)) == body(repr(torch_generator32()))
@@ -186,17 +194,17 @@ def _compare(name, mode, dtype, device, direction, rtol, kw=None):
 @pytest.mark.parametrize('mode', ['train', 'eval'])
 @pytest.mark.parametrize('name,direction', [('G32', 'torch->minigan'), ('D32', 'minigan->torch'),
                                             ('critic32', 'torch->minigan'), ('classifier32', 'torch->minigan')])
-def test_model_matches_torch_float64(name, direction, mode, device):
+def test_model_matches_torch_float64(name, direction, mode, device, torch):
     _compare(name, mode, np.float64, device, direction, 1e-6)
 
 
 @pytest.mark.parametrize('name', ['G32', 'D32', 'classifier32'])
-def test_model_matches_torch_float32(name, device):
+def test_model_matches_torch_float32(name, device, torch):
     _compare(name, 'train', np.float32, device, 'torch->minigan', 1e-4)
 
 
 @pytest.mark.parametrize('name', ['G64', 'D64'])
-def test_dcgan64_matches_torch_float64(name):
+def test_dcgan64_matches_torch_float64(name, torch):
     _compare(name, 'train', np.float64, 'cpu', 'minigan->torch', 1e-6,
              kw={'ngf': 8} if name == 'G64' else {'ndf': 8})
 
@@ -216,7 +224,7 @@ def _gradient_penalty(lib, critic, real, fake, alpha):
     return ((norms - 1) ** 2).mean()
 
 
-def test_wgan_gp_penalty_gradient_matches_torch(device):
+def test_wgan_gp_penalty_gradient_matches_torch(device, torch):
     """Double backprop through the no-BatchNorm critic: d GP / d weights equals torch's."""
     mg.manual_seed(21)
     critic = models.Critic32(nc=3, ndf=16).to(device, np.float64)

@@ -10,10 +10,10 @@ import minigan as mg
 import minigan.nn as nn
 import minigan.nn.functional as F
 from minigan.nn import init
-from conftest import to_numpy
+from conftest import optional_torch, to_numpy
 
-torch = pytest.importorskip("torch")
-tnn = torch.nn
+torch = optional_torch()        # None without PyTorch: the twins below are built only by tests that take
+tnn = torch.nn if torch else None   # the `torch` fixture, which skips them, saying why, when it is missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,16 +47,6 @@ class Block(nn.Module):
         return self.act(self.bn(self.conv(x))) * self.scale.reshape(1, 3, 1, 1)
 
 
-class TorchBlock(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = tnn.Conv2d(2, 3, 3, padding=1)
-        self.bn = tnn.BatchNorm2d(3)
-        self.scale = tnn.Parameter(torch.ones(3))
-        self.register_buffer('steps', torch.zeros(1))
-        self.act = tnn.LeakyReLU(0.2)
-
-
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -64,17 +54,29 @@ class Net(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5), nn.ReLU(), nn.Dropout(0.3))
 
 
-class TorchNet(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.block = TorchBlock()
-        self.head = tnn.Sequential(tnn.Flatten(), tnn.Linear(3 * 4 * 4, 5), tnn.ReLU(), tnn.Dropout(0.3))
+def torch_net():
+    """Net's torch twin (classes made on call: torch.nn exists only where PyTorch is installed)."""
+    class TorchBlock(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = tnn.Conv2d(2, 3, 3, padding=1)
+            self.bn = tnn.BatchNorm2d(3)
+            self.scale = tnn.Parameter(torch.ones(3))
+            self.register_buffer('steps', torch.zeros(1))
+            self.act = tnn.LeakyReLU(0.2)
+
+    class TorchNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = TorchBlock()
+            self.head = tnn.Sequential(tnn.Flatten(), tnn.Linear(3 * 4 * 4, 5), tnn.ReLU(), tnn.Dropout(0.3))
+    return TorchNet()
 
 
 # ---------------------------------------------------------------------------------------------
 # Module mechanics
-def test_registration_order_and_names_match_torch():
-    m, t = Net(), TorchNet()
+def test_registration_order_and_names_match_torch(torch):
+    m, t = Net(), torch_net()
     assert [n for n, _ in m.named_parameters()] == [n for n, _ in t.named_parameters()]
     assert [n for n, _ in m.named_buffers()] == [n for n, _ in t.named_buffers()]
     assert [n for n, _ in m.named_children()] == [n for n, _ in t.named_children()]
@@ -145,8 +147,8 @@ def test_to_dtype_keeps_parameter_identity(device):
     assert all(p.dtype == np.float32 and p.device == 'cpu' for p in m.parameters())
 
 
-def test_repr_reads_like_torch():
-    m, t = Net(), TorchNet()
+def test_repr_reads_like_torch(torch):
+    m, t = Net(), torch_net()
     assert repr(m.head) == repr(t.head)
     assert repr(m).startswith('Net(\n  (block): Block(\n    (conv): Conv2d(2, 3, kernel_size=(3, 3)')
     assert repr(nn.BatchNorm2d(4)) == repr(tnn.BatchNorm2d(4))
@@ -164,10 +166,10 @@ def test_state_dict_is_a_copy():
     assert not np.any(m.weight.numpy() == 7.0)
 
 
-def test_state_dict_round_trip_with_torch_both_directions():
+def test_state_dict_round_trip_with_torch_both_directions(torch):
     torch.manual_seed(0)
     mg.manual_seed(0)
-    m, t = Net(), TorchNet()
+    m, t = Net(), torch_net()
     with torch.no_grad():
         for b in t.buffers():
             b.add_(torch.rand_like(b.float()).to(b.dtype) + 3)  # distinct values, count included
@@ -175,7 +177,7 @@ def test_state_dict_round_trip_with_torch_both_directions():
     assert_state_equal(m, t)
     assert m.block.bn.num_batches_tracked.item() == t.block.bn.num_batches_tracked.item() == 3
     # back the other way, from a freshly initialised minigan model
-    m2, t2 = Net(), TorchNet()
+    m2, t2 = Net(), torch_net()
     copy_minigan_to_torch(m2, t2)
     assert_state_equal(m2, t2)
 
@@ -226,7 +228,7 @@ def _uniform_stats(a):
     (lambda: nn.Conv2d(16, 40, 3), lambda: tnn.Conv2d(16, 40, 3), 16 * 9),
     (lambda: nn.ConvTranspose2d(40, 12, 4, 2, 1), lambda: tnn.ConvTranspose2d(40, 12, 4, 2, 1), 12 * 16),
 ])
-def test_default_init_matches_torch_distribution(make_m, make_t, fan_in):
+def test_default_init_matches_torch_distribution(make_m, make_t, fan_in, torch):
     """weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = weight.size(1) * k * k."""
     mg.manual_seed(1)
     torch.manual_seed(1)
@@ -247,7 +249,7 @@ def test_default_init_matches_torch_distribution(make_m, make_t, fan_in):
     np.testing.assert_array_equal(make_m().weight.numpy(), m.weight.numpy())
 
 
-def test_batchnorm_defaults_match_torch():
+def test_batchnorm_defaults_match_torch(torch):
     m, t = nn.BatchNorm2d(5), tnn.BatchNorm2d(5)
     assert_state_equal(m, t)
     assert m.num_batches_tracked.shape == () and m.num_batches_tracked.dtype == np.int64
@@ -281,8 +283,10 @@ def test_init_constants_and_gain():
     t = mg.randn(3, 4)
     assert np.all(init.zeros_(t).numpy() == 0) and np.all(init.ones_(t).numpy() == 1)
     assert np.all(init.constant_(t, 0.25).numpy() == 0.25)
-    for nl, param in (('relu', None), ('tanh', None), ('leaky_relu', 0.2), ('leaky_relu', None), ('linear', None)):
-        assert init.calculate_gain(nl, param) == pytest.approx(tnn.init.calculate_gain(nl, param))
+    # PyTorch's gains: sqrt(2) for relu, 5/3 for tanh, sqrt(2 / (1 + slope^2)) for leaky_relu (slope 0.01 default)
+    for nl, param, gain in (('relu', None, math.sqrt(2)), ('tanh', None, 5 / 3), ('linear', None, 1.0),
+                            ('leaky_relu', 0.2, math.sqrt(2 / 1.04)), ('leaky_relu', None, math.sqrt(2 / 1.0001))):
+        assert init.calculate_gain(nl, param) == pytest.approx(gain, rel=1e-12)
     q = init.orthogonal_(mg.zeros(5, 8)).numpy().astype(np.float64)
     np.testing.assert_allclose(q @ q.T, np.eye(5), atol=1e-5)
     with pytest.raises(ValueError, match='2 dims'):
@@ -290,7 +294,26 @@ def test_init_constants_and_gain():
 
 
 # ---------------------------------------------------------------------------------------------
-# layers against torch.nn (the same weights; forward and all gradients)
+# layers against central differences (input and every parameter), then against torch.nn
+GRADCHECK_LAYERS = [
+    ('linear', lambda: nn.Linear(4, 3), (2, 4)),
+    ('conv', lambda: nn.Conv2d(2, 3, 3, 2, 1), (2, 2, 5, 4)),
+    ('convT', lambda: nn.ConvTranspose2d(3, 2, 4, 2, 1), (1, 3, 2, 3)),
+    ('bn2d', lambda: nn.BatchNorm2d(2), (3, 2, 2, 3)),
+    ('sequential', lambda: nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2), nn.Linear(4, 2), nn.Tanh()), (5, 3)),
+]
+
+
+@pytest.mark.parametrize('name,make,shape', GRADCHECK_LAYERS, ids=[g[0] for g in GRADCHECK_LAYERS])
+def test_layer_gradients_match_central_differences(name, make, shape, device):
+    mg.manual_seed(12)
+    layer = make().double().to(device)
+    x = mg.tensor(np.random.default_rng(13).standard_normal(shape), requires_grad=True, device=device)
+    params = list(layer.parameters())
+    assert mg.gradcheck(lambda x, *_: layer(x), [x] + params)   # the layer reads the same parameter arrays
+
+
+# the same weights in both; forward and all gradients
 def _compare_layer(mmod, tmod, x_np, device, rtol, train=True):
     copy_torch_to_minigan(tmod, mmod)
     mmod.to(device)
@@ -349,7 +372,7 @@ LAYERS = [
 
 @pytest.mark.parametrize('train', [True, False], ids=['train', 'eval'])
 @pytest.mark.parametrize('name,make,shape', LAYERS, ids=[entry[0] for entry in LAYERS])
-def test_layer_matches_torch_float64(name, make, shape, train, device):
+def test_layer_matches_torch_float64(name, make, shape, train, device, torch):
     torch.manual_seed(3)
     mmod, tmod = make()
     tmod.double()
@@ -373,7 +396,7 @@ def test_layer_matches_torch_float64(name, make, shape, train, device):
 
 @pytest.mark.parametrize('name,make,shape', [LAYERS[i] for i in (0, 2, 4, 6, 22)],
                          ids=[LAYERS[i][0] for i in (0, 2, 4, 6, 22)])
-def test_layer_matches_torch_float32(name, make, shape, device):
+def test_layer_matches_torch_float32(name, make, shape, device, torch):
     torch.manual_seed(5)
     mmod, tmod = make()
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
@@ -381,7 +404,7 @@ def test_layer_matches_torch_float32(name, make, shape, device):
     assert all(p.dtype == np.float32 for p in mmod.parameters())
 
 
-def test_batchnorm_running_stats_over_several_batches(device):
+def test_batchnorm_running_stats_over_several_batches(device, torch):
     m, t = nn.BatchNorm2d(3, momentum=0.2).double().to(device), tnn.BatchNorm2d(3, momentum=0.2).double()
     rng = np.random.default_rng(7)
     for _ in range(3):
@@ -457,7 +480,7 @@ def test_bad_input_shapes_raise(layer, x_shape, match):
         layer()(mg.randn(*x_shape))
 
 
-def test_load_torch_state_dict_directly_and_copy_module():
+def test_load_torch_state_dict_directly_and_copy_module(torch):
     import copy
     import pickle
     torch.manual_seed(10)

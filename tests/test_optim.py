@@ -1,10 +1,12 @@
-"""minigan.optim against torch.optim, step for step.
+"""minigan.optim against the update rules of torch.optim's documentation written out in NumPy, and
+against torch.optim itself, step for step.
 
 Problem: a small random least-squares fit with a quartic penalty,
     loss(W, b) = mean((X W^T + b - Y)^2) + 0.1 sum(W^4),
-X (8, 5), Y (8, 3), W (3, 5), b (3,), seeded. Both libraries start from the same
-weights, take ten steps, and the weights must agree after every step to rtol 1e-6
-in float64 (1e-4 in float32). A mid-way state_dict round trip must not change the path.
+X (8, 5), Y (8, 3), W (3, 5), b (3,), seeded. minigan and the reference (the `reference`
+fixture: NumPy, or PyTorch where installed) start from the same weights, take ten steps, and the
+weights must agree after every step to rtol 1e-6 in float64 (1e-4 in float32). A mid-way
+state_dict round trip must not change the path.
 """
 import numpy as np
 import pytest
@@ -12,8 +14,6 @@ import pytest
 import minigan as mg
 import minigan.optim as optim
 from conftest import to_numpy
-
-torch = pytest.importorskip("torch")
 
 CONFIGS = [
     ('SGD', dict(lr=0.05)),
@@ -48,20 +48,80 @@ def loss_fn(X, Y, W, b):          # the same expression in both libraries
     return (r * r).mean() + 0.1 * (W * W * W * W).sum()
 
 
-class Pair:
-    """The same problem and optimiser in minigan and in torch."""
+def numpy_grads(X, Y, W, b):
+    """loss_fn's gradients by hand: r = X W^T + b - Y; dW = 2 r^T X / r.size + 0.4 W^3, db = 2 sum_rows r / r.size."""
+    r = X @ W.T + b - Y
+    return [2 * r.T @ X / r.size + 0.4 * W ** 3, 2 * r.sum(0) / r.size]
 
-    def __init__(self, name, kw, dtype=np.float64, device='cpu', seed=0):
+
+# torch.optim's update rules as its documentation states them; `st` is one parameter's state,
+# under torch's names, so that state_dicts can be compared entry by entry
+def sgd(p, g, st, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False):
+    g = (-g if maximize else g) + weight_decay * p
+    if momentum:
+        buf = st.get('momentum_buffer')
+        st['momentum_buffer'] = g.copy() if buf is None else momentum * buf + (1 - dampening) * g
+        g = g + momentum * st['momentum_buffer'] if nesterov else st['momentum_buffer']
+    else:
+        st['momentum_buffer'] = None
+    p -= lr * g
+
+
+def adam(p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, decoupled=False):
+    if decoupled:                                   # AdamW: the decay shrinks the weights directly
+        p *= 1 - lr * weight_decay
+    else:
+        g = g + weight_decay * p
+    (b1, b2), t = betas, st.get('step', 0) + 1
+    st['step'] = t
+    st['exp_avg'] = b1 * st.get('exp_avg', 0) + (1 - b1) * g
+    st['exp_avg_sq'] = b2 * st.get('exp_avg_sq', 0) + (1 - b2) * g * g
+    v = st['exp_avg_sq']
+    if amsgrad:
+        v = st['max_exp_avg_sq'] = np.maximum(st.get('max_exp_avg_sq', 0), v)
+    p -= lr / (1 - b1 ** t) * st['exp_avg'] / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+
+
+def adamw(p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+    adam(p, g, st, lr, betas, eps, weight_decay, amsgrad, decoupled=True)
+
+
+def rmsprop(p, g, st, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
+    g = g + weight_decay * p
+    st['step'] = st.get('step', 0) + 1
+    st['square_avg'] = alpha * st.get('square_avg', 0) + (1 - alpha) * g * g
+    v = st['square_avg']
+    if centered:
+        st['grad_avg'] = alpha * st.get('grad_avg', 0) + (1 - alpha) * g
+        v = v - st['grad_avg'] ** 2
+    step = g / (np.sqrt(v) + eps)
+    if momentum:
+        step = st['momentum_buffer'] = momentum * st.get('momentum_buffer', 0) + step
+    p -= lr * step
+
+
+NUMPY_RULES = {'SGD': sgd, 'Adam': adam, 'AdamW': adamw, 'RMSprop': rmsprop}
+
+
+class Pair:
+    """The same problem and optimiser in minigan and in the reference: NumPy (torch=None) or torch."""
+
+    def __init__(self, name, kw, dtype=np.float64, device='cpu', seed=0, torch=None):
         prob = make_problem(seed, dtype)
         self.mX = mg.tensor(prob['X']).to(device)
         self.mY = mg.tensor(prob['Y']).to(device)
         self.mp = [mg.tensor(prob['W'], requires_grad=True, device=device),
                    mg.tensor(prob['b'], requires_grad=True, device=device)]
-        self.tX, self.tY = torch.from_numpy(prob['X']), torch.from_numpy(prob['Y'])
-        self.tp = [torch.tensor(prob['W'], requires_grad=True), torch.tensor(prob['b'], requires_grad=True)]
-        self.name, self.kw = name, kw
+        self.name, self.kw, self.torch = name, kw, torch
         self.mopt = getattr(optim, name)(self.mp, **kw)
-        self.topt = getattr(torch.optim, name)(self.tp, **kw)
+        if torch is None:
+            self.X, self.Y = prob['X'], prob['Y']
+            self.tp = [prob['W'].copy(), prob['b'].copy()]
+            self.np_state = [{}, {}]
+        else:
+            self.tX, self.tY = torch.from_numpy(prob['X']), torch.from_numpy(prob['Y'])
+            self.tp = [torch.tensor(prob['W'], requires_grad=True), torch.tensor(prob['b'], requires_grad=True)]
+            self.topt = getattr(torch.optim, name)(self.tp, **kw)
 
     def step_minigan(self):
         self.mopt.zero_grad()
@@ -69,9 +129,21 @@ class Pair:
         self.mopt.step()
 
     def step_torch(self):
+        """One step of the reference."""
+        if self.torch is None:
+            for p, g, st in zip(self.tp, numpy_grads(self.X, self.Y, *self.tp), self.np_state):
+                NUMPY_RULES[self.name](p, g.astype(p.dtype), st, **self.kw)
+            return
         self.topt.zero_grad()
         loss_fn(self.tX, self.tY, *self.tp).backward()
         self.topt.step()
+
+    def reference_state(self):
+        """The reference's per-parameter state, as {index: {name: array or number}}."""
+        if self.torch is None:
+            return dict(enumerate(self.np_state))
+        return {i: {k: (v if v is None or k == 'step' else v.numpy()) for k, v in e.items()}
+                for i, e in self.topt.state_dict()['state'].items()}
 
     def assert_close(self, rtol, what):
         for i, (m, t) in enumerate(zip(self.mp, self.tp)):
@@ -80,8 +152,8 @@ class Pair:
 
 
 @pytest.mark.parametrize('name,kw', CONFIGS, ids=IDS)
-def test_ten_steps_match_torch_float64(name, kw, device):
-    pair = Pair(name, kw, np.float64, device)
+def test_ten_steps_float64(name, kw, device, reference):
+    pair = Pair(name, kw, np.float64, device, torch=reference)
     data_ids = [id(p.array) for p in pair.mp]
     for step in range(10):
         pair.step_minigan()
@@ -94,8 +166,8 @@ def test_ten_steps_match_torch_float64(name, kw, device):
 
 
 @pytest.mark.parametrize('name,kw', [CONFIGS[2], CONFIGS[7], CONFIGS[-1]], ids=[IDS[2], IDS[7], IDS[-1]])
-def test_ten_steps_match_torch_float32(name, kw, device):
-    pair = Pair(name, kw, np.float32, device, seed=1)
+def test_ten_steps_float32(name, kw, device, reference):
+    pair = Pair(name, kw, np.float32, device, seed=1, torch=reference)
     for step in range(10):
         pair.step_minigan()
         pair.step_torch()
@@ -104,9 +176,9 @@ def test_ten_steps_match_torch_float32(name, kw, device):
 
 
 @pytest.mark.parametrize('name,kw', CONFIGS, ids=IDS)
-def test_state_dict_round_trip_midway(name, kw):
-    """5 steps, state_dict, a fresh optimiser (other lr) loads it, 5 more steps == torch's 10 steps."""
-    pair = Pair(name, kw, np.float64, seed=2)
+def test_state_dict_round_trip_midway(name, kw, reference):
+    """5 steps, state_dict, a fresh optimiser (other lr) loads it, 5 more steps == the reference's 10 steps."""
+    pair = Pair(name, kw, np.float64, seed=2, torch=reference)
     for _ in range(5):
         pair.step_minigan()
         pair.step_torch()
@@ -115,15 +187,15 @@ def test_state_dict_round_trip_midway(name, kw):
     assert sd['param_groups'][0]['params'] == [0, 1]
     assert sd['param_groups'][0]['lr'] == kw['lr']
     assert set(sd['state']) <= {0, 1}
-    # the keys of each parameter's state are torch's
-    tsd = pair.topt.state_dict()
+    # the keys of each parameter's state are torch's, and the values the reference's
+    tsd = pair.reference_state()
     for i, entry in sd['state'].items():
-        assert set(entry) == set(tsd['state'][i]), (entry.keys(), tsd['state'][i].keys())
+        assert set(entry) == set(tsd[i]), (entry.keys(), tsd[i].keys())
         for k, v in entry.items():
             if k == 'step':
-                assert v == int(tsd['state'][i][k])
+                assert v == int(tsd[i][k])
             elif v is not None:
-                np.testing.assert_allclose(v, tsd['state'][i][k].numpy(), rtol=1e-6, atol=1e-12)
+                np.testing.assert_allclose(v, tsd[i][k], rtol=1e-6, atol=1e-12)
     snapshot = {i: {k: np.array(v, copy=True) for k, v in e.items() if v is not None} for i, e in sd['state'].items()}
 
     pair.mopt = getattr(optim, name)(pair.mp, **{**kw, 'lr': 123.0})
@@ -140,9 +212,9 @@ def test_state_dict_round_trip_midway(name, kw):
 
 
 @pytest.mark.parametrize('name,kw', [CONFIGS[1], CONFIGS[8], CONFIGS[-1]], ids=[IDS[1], IDS[8], IDS[-1]])
-def test_load_torch_state_dict_and_back(name, kw):
+def test_load_torch_state_dict_and_back(name, kw, torch):
     """A torch optimiser's state_dict loads into minigan's and the reverse, mid-training."""
-    pair = Pair(name, kw, np.float64, seed=3)
+    pair = Pair(name, kw, np.float64, seed=3, torch=torch)
     for _ in range(4):
         pair.step_minigan()
         pair.step_torch()
@@ -166,7 +238,7 @@ def test_load_torch_state_dict_and_back(name, kw):
     pair.assert_close(1e-6, 'after torch loaded minigan state')
 
 
-def test_param_groups_match_torch():
+def test_param_groups_match_torch(torch):
     prob = make_problem(4, np.float64)
     mW, mb = mg.tensor(prob['W'], requires_grad=True), mg.tensor(prob['b'], requires_grad=True)
     tW, tb = torch.tensor(prob['W'], requires_grad=True), torch.tensor(prob['b'], requires_grad=True)

@@ -1,6 +1,7 @@
 """Reductions (sum, mean, max, min, var) with axis None / int / negative / tuple,
-keepdims, and PyTorch's dim/keepdim keywords, against PyTorch: forward,
-gradients, double backward, gradcheck and gradgradcheck (test_math_ops.check_op).
+keepdims, and PyTorch's dim/keepdim keywords, against NumPy, central differences
+and PyTorch: forward, gradients, double backward, gradcheck and gradgradcheck
+(test_math_ops.check_op).
 max/min inputs are distinct values at least 0.3 apart, so no tie or near-tie
 lies within gradcheck's step."""
 import numpy as np
@@ -8,9 +9,10 @@ import pytest
 
 import minigan as mg
 import minigan.functional as MF
+from conftest import optional_torch
 from test_math_ops import check_op
 
-torch = pytest.importorskip("torch")
+torch = optional_torch()        # None without PyTorch: only the torch half of `reference` calls it
 
 SHAPE = (3, 4, 5)
 AXES = [None, 0, 1, -1, (0, 2), (-1, 0), (0, 1, 2)]
@@ -31,40 +33,56 @@ def _tdim(axis):
     return tuple(range(len(SHAPE))) if axis is None else axis
 
 
+NUMPY = {'sum': np.sum, 'mean': np.mean, 'max': np.max, 'min': np.min,
+         'var': lambda a, axis, keepdims: np.var(a, axis=axis, keepdims=keepdims, ddof=1)}
+
+
 @pytest.mark.parametrize('keepdims', [False, True])
 @pytest.mark.parametrize('axis', AXES, ids=str)
-def test_sum_mean(axis, keepdims, device):
+@pytest.mark.parametrize('name', list(NUMPY))
+def test_values_match_numpy(name, axis, keepdims, device):
+    """Each reduction equals NumPy's (var is unbiased by default, as in PyTorch: ddof=1)."""
+    x = distinct(8)
+    got = getattr(mg.tensor(x, device=device), name)(axis, keepdims)
+    want = NUMPY[name](x, axis=axis, keepdims=keepdims)
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize('keepdims', [False, True])
+@pytest.mark.parametrize('axis', AXES, ids=str)
+def test_sum_mean(axis, keepdims, device, reference):
     x = normal(1)
-    check_op(lambda t: t.sum(axis, keepdims), [x], device,
+    check_op(lambda t: t.sum(axis, keepdims), [x], device, reference,
              torch_fn=lambda t: t.sum(_tdim(axis), keepdims))
-    check_op(lambda t: t.mean(axis=axis, keepdims=keepdims), [x], device,
+    check_op(lambda t: t.mean(axis=axis, keepdims=keepdims), [x], device, reference,
              torch_fn=lambda t: t.mean(_tdim(axis), keepdims))
 
 
 @pytest.mark.parametrize('keepdims', [False, True])
 @pytest.mark.parametrize('axis', AXES, ids=str)
-def test_max_min(axis, keepdims, device):
+def test_max_min(axis, keepdims, device, reference):
     x = distinct(2)
-    check_op(lambda t: t.max(axis, keepdims), [x], device,
+    check_op(lambda t: t.max(axis, keepdims), [x], device, reference,
              torch_fn=lambda t: torch.amax(t, _tdim(axis), keepdims))
-    check_op(lambda t: t.min(axis=axis, keepdims=keepdims), [x], device,
+    check_op(lambda t: t.min(axis=axis, keepdims=keepdims), [x], device, reference,
              torch_fn=lambda t: torch.amin(t, _tdim(axis), keepdims))
 
 
 @pytest.mark.parametrize('keepdims', [False, True])
 @pytest.mark.parametrize('axis', AXES, ids=str)
-def test_var(axis, keepdims, device):
-    check_op(lambda t: t.var(axis, keepdims), [normal(3)], device,
+def test_var(axis, keepdims, device, reference):
+    check_op(lambda t: t.var(axis, keepdims), [normal(3)], device, reference,
              torch_fn=lambda t: t.var(_tdim(axis), keepdim=keepdims))
 
 
 @pytest.mark.parametrize('axis', [None, 1, (0, 2)], ids=str)
-def test_var_biased(axis, device):
-    check_op(lambda t: t.var(axis, unbiased=False), [normal(4)], device,
+def test_var_biased(axis, device, reference):
+    check_op(lambda t: t.var(axis, unbiased=False), [normal(4)], device, reference,
              torch_fn=lambda t: t.var(_tdim(axis), unbiased=False))
 
 
-def test_torch_keywords_dim_keepdim(device):
+def test_torch_keywords_dim_keepdim(device, reference):
     """x.sum(dim=..., keepdim=...) etc. behave exactly as axis/keepdims."""
     x = distinct(5)
     for name in ('sum', 'mean', 'max', 'min', 'var'):
@@ -72,12 +90,14 @@ def test_torch_keywords_dim_keepdim(device):
             got = getattr(mg.tensor(x, device=device), name)(dim=dim, keepdim=True)
             ref = getattr(mg.tensor(x, device=device), name)(axis=dim, keepdims=True)
             np.testing.assert_array_equal(got.numpy(), ref.numpy())
-    check_op(lambda t: t.sum(dim=1, keepdim=True), [x], device, torch_fn=lambda t: t.sum(dim=1, keepdim=True))
-    check_op(lambda t: t.mean(dim=(0, 2)), [x], device, torch_fn=lambda t: t.mean(dim=(0, 2)))
-    check_op(lambda t: t.max(dim=-1), [x], device, torch_fn=lambda t: t.max(dim=-1).values)
-    check_op(lambda t: t.min(dim=0, keepdim=True), [x], device,
+    check_op(lambda t: t.sum(dim=1, keepdim=True), [x], device, reference,
+             torch_fn=lambda t: t.sum(dim=1, keepdim=True))
+    check_op(lambda t: t.mean(dim=(0, 2)), [x], device, reference, torch_fn=lambda t: t.mean(dim=(0, 2)))
+    check_op(lambda t: t.max(dim=-1), [x], device, reference, torch_fn=lambda t: t.max(dim=-1).values)
+    check_op(lambda t: t.min(dim=0, keepdim=True), [x], device, reference,
              torch_fn=lambda t: t.min(dim=0, keepdim=True).values)
-    check_op(lambda t: t.var(dim=2, keepdim=True), [x], device, torch_fn=lambda t: t.var(dim=2, keepdim=True))
+    check_op(lambda t: t.var(dim=2, keepdim=True), [x], device, reference,
+             torch_fn=lambda t: t.var(dim=2, keepdim=True))
 
 
 FUNCTIONAL = [
@@ -90,25 +110,23 @@ FUNCTIONAL = [
 
 
 @pytest.mark.parametrize('name,fn,tfn', FUNCTIONAL, ids=[f[0] for f in FUNCTIONAL])
-def test_functional_reductions(name, fn, tfn, device):
-    check_op(fn, [distinct(6)], device, torch_fn=tfn)
+def test_functional_reductions(name, fn, tfn, device, reference):
+    check_op(fn, [distinct(6)], device, reference, torch_fn=tfn)
 
 
 @pytest.mark.parametrize('shape', [(7,), (1, 5), (2, 1, 3), (1,)], ids=str)
-def test_other_shapes(shape, device):
+def test_other_shapes(shape, device, reference):
     x = distinct(7, shape)
-    check_op(lambda t: t.sum(0), [x], device, torch_fn=lambda t: t.sum(0))
-    check_op(lambda t: t.max(-1), [x], device, torch_fn=lambda t: torch.amax(t, -1))
-    check_op(lambda t: t.mean(), [x], device, torch_fn=lambda t: t.mean())
+    check_op(lambda t: t.sum(0), [x], device, reference, torch_fn=lambda t: t.sum(0))
+    check_op(lambda t: t.max(-1), [x], device, reference, torch_fn=lambda t: torch.amax(t, -1))
+    check_op(lambda t: t.mean(), [x], device, reference, torch_fn=lambda t: t.mean())
 
 
 def test_max_gradient_ties_split_evenly():
     """Full-reduction max shares the gradient between tied maxima, as torch's max()/amax do."""
     x = mg.tensor(np.array([1.0, 3.0, 3.0, -2.0]), requires_grad=True)
-    t = torch.tensor([1.0, 3.0, 3.0, -2.0], dtype=torch.float64, requires_grad=True)
     x.max().backward()
-    t.max().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 0.5, 0.0])
 
 
 def test_numpy_integer_axis_and_0d():

@@ -1,14 +1,15 @@
 """Shape ops (reshape/view, permute, transpose, flatten, squeeze/unsqueeze,
-indexing, cat, stack, broadcast_to/expand) against PyTorch: forward, gradients,
-double backward, gradcheck and gradgradcheck (see test_math_ops.check_op)."""
+indexing, cat, stack, broadcast_to/expand) against NumPy, central differences and PyTorch:
+forward, gradients, double backward, gradcheck and gradgradcheck (see test_math_ops.check_op)."""
 import numpy as np
 import pytest
 
 import minigan as mg
 import minigan.functional as MF
+from conftest import optional_torch
 from test_math_ops import check_op
 
-torch = pytest.importorskip("torch")
+torch = optional_torch()        # None without PyTorch: only the torch half of `reference` calls it
 
 
 def rand(shape, seed=0):
@@ -45,9 +46,31 @@ RESHAPE = [
 ]
 
 
+NUMPY = [   # (name, shape, minigan op, the same in NumPy)
+    ('view', (2, 3, 4), lambda x: x.view(6, 4), lambda a: a.reshape(6, 4)),
+    ('permute', (2, 3, 4), lambda x: x.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1)),
+    ('transpose', (2, 3, 4), lambda x: x.transpose(0, 2), lambda a: np.swapaxes(a, 0, 2)),
+    ('T', (3, 5), lambda x: x.T, lambda a: a.T),
+    ('flatten 1', (2, 3, 4, 1), lambda x: x.flatten(1), lambda a: a.reshape(2, -1)),
+    ('flatten 0..1', (2, 3, 4), lambda x: x.flatten(0, 1), lambda a: a.reshape(6, 4)),
+    ('squeeze', (1, 3, 1, 2), lambda x: x.squeeze(), np.squeeze),
+    ('unsqueeze', (3, 2), lambda x: x.unsqueeze(1), lambda a: np.expand_dims(a, 1)),
+    ('expand', (3, 1), lambda x: x.expand(2, 3, 4), lambda a: np.broadcast_to(a, (2, 3, 4))),
+    ('cat', (2, 3), lambda x: mg.cat([x, x * 2], 1), lambda a: np.concatenate([a, a * 2], 1)),
+    ('stack', (2, 3), lambda x: mg.stack([x, x * 2], -1), lambda a: np.stack([a, a * 2], -1)),
+]
+
+
+@pytest.mark.parametrize('name,shape,fn,numpy_fn', NUMPY, ids=[n[0] for n in NUMPY])
+def test_values_match_numpy(name, shape, fn, numpy_fn, device):
+    x = rand(shape, 9)
+    y = fn(mg.tensor(x, device=device))
+    np.testing.assert_array_equal(y.numpy(), numpy_fn(x))
+
+
 @pytest.mark.parametrize('name,shape,fn', RESHAPE, ids=[r[0] for r in RESHAPE])
-def test_reshape_family(name, shape, fn, device):
-    check_op(fn, [rand(shape, 1)], device)
+def test_reshape_family(name, shape, fn, device, reference):
+    check_op(fn, [rand(shape, 1)], device, reference)
 
 
 FUNCTIONAL = [
@@ -61,8 +84,8 @@ FUNCTIONAL = [
 
 
 @pytest.mark.parametrize('name,fn,tfn', FUNCTIONAL, ids=[f[0] for f in FUNCTIONAL])
-def test_functional_shape_ops(name, fn, tfn, device):
-    check_op(fn, [rand((2, 3, 4), 2)], device, torch_fn=tfn)
+def test_functional_shape_ops(name, fn, tfn, device, reference):
+    check_op(fn, [rand((2, 3, 4), 2)], device, reference, torch_fn=tfn)
 
 
 def _torch_index(index):
@@ -89,8 +112,10 @@ INDEX = [
 
 
 @pytest.mark.parametrize('name,shape,index', INDEX, ids=[i[0] for i in INDEX])
-def test_getitem(name, shape, index, device):
-    check_op(lambda x: x[index], [rand(shape, 4)], device, torch_fn=lambda t: t[_torch_index(index)])
+def test_getitem(name, shape, index, device, reference):
+    x = rand(shape, 4)
+    np.testing.assert_array_equal(mg.tensor(x, device=device)[index].numpy(), x[index])
+    check_op(lambda t: t[index], [x], device, reference, torch_fn=lambda t: t[_torch_index(index)])
 
 
 NEG_STEP = [
@@ -102,7 +127,7 @@ NEG_STEP = [
 
 
 @pytest.mark.parametrize('name,shape,index', NEG_STEP, ids=[i[0] for i in NEG_STEP])
-def test_getitem_negative_steps(name, shape, index, device):
+def test_getitem_negative_steps(name, shape, index, device, reference):
     # torch slices cannot step backwards: its reference indexes with the equivalent arange arrays
     def as_arrays(t):
         axis = 0                                  # axis of t that index entry k applies to
@@ -115,16 +140,16 @@ def test_getitem_negative_steps(name, shape, index, device):
         return t
     x = rand(shape, 5)
     np.testing.assert_array_equal(mg.tensor(x)[index].numpy(), x[index])
-    check_op(lambda t: t[index], [x], device, torch_fn=as_arrays)
+    check_op(lambda t: t[index], [x], device, reference, torch_fn=as_arrays)
 
 
-def test_getitem_with_index_tensors_and_lists(device):
+def test_getitem_with_index_tensors_and_lists(device, reference):
     x = rand((5, 4), 6)
     idx = mg.tensor(np.array([3, 0, 3]), device=device)
     mask = mg.tensor(x[:, 0] > 0, device=device)
-    check_op(lambda t: t[idx], [x], device, torch_fn=lambda t: t[torch.tensor([3, 0, 3])])
-    check_op(lambda t: t[mask], [x], device, torch_fn=lambda t: t[torch.tensor(x[:, 0] > 0)])
-    check_op(lambda t: t[[1, 1, 2]], [x], device, torch_fn=lambda t: t[[1, 1, 2]])
+    check_op(lambda t: t[idx], [x], device, reference, torch_fn=lambda t: t[torch.tensor([3, 0, 3])])
+    check_op(lambda t: t[mask], [x], device, reference, torch_fn=lambda t: t[torch.tensor(x[:, 0] > 0)])
+    check_op(lambda t: t[[1, 1, 2]], [x], device, reference, torch_fn=lambda t: t[[1, 1, 2]])
 
 
 def test_getitem_gradient_accumulates_repeated_indices():
@@ -142,17 +167,17 @@ CAT = [
 
 
 @pytest.mark.parametrize('name,shapes,dim', CAT, ids=[c[0] for c in CAT])
-def test_cat(name, shapes, dim, device):
+def test_cat(name, shapes, dim, device, reference):
     arrays = [rand(s, k) for k, s in enumerate(shapes)]
-    check_op(lambda *xs: mg.cat(xs, dim), arrays, device, torch_fn=lambda *ts: torch.cat(ts, dim))
-    check_op(lambda *xs: mg.cat(list(xs), dim=dim), arrays, device,
+    check_op(lambda *xs: mg.cat(xs, dim), arrays, device, reference, torch_fn=lambda *ts: torch.cat(ts, dim))
+    check_op(lambda *xs: mg.cat(list(xs), dim=dim), arrays, device, reference,
              torch_fn=lambda *ts: torch.cat(ts, dim=dim), double=False, gradcheck=False)
 
 
 @pytest.mark.parametrize('dim', [0, 1, 2, -1, -3])
-def test_stack(dim, device):
+def test_stack(dim, device, reference):
     arrays = [rand((2, 3), k) for k in range(3)]
-    check_op(lambda *xs: mg.stack(xs, dim), arrays, device, torch_fn=lambda *ts: torch.stack(ts, dim))
+    check_op(lambda *xs: mg.stack(xs, dim), arrays, device, reference, torch_fn=lambda *ts: torch.stack(ts, dim))
 
 
 def test_cat_gradient_only_for_inputs_that_need_it():
@@ -195,7 +220,7 @@ def test_shape_op_errors():
         mg.cat([])
 
 
-def test_view_and_reshape_shapes_match_torch():
+def test_view_and_reshape_shapes_match_torch(torch):
     x, t = mg.tensor(rand((2, 3, 4))), torch.tensor(rand((2, 3, 4)))
     for args in [(-1,), (4, -1), (2, 1, -1, 3), ((24,),), ((1, 24),)]:
         assert x.reshape(*args).shape == tuple(t.reshape(*args).shape)
