@@ -33,7 +33,7 @@ def _shape(shape):
 
 
 def _make(arr, dtype, device, requires_grad):
-    arr = arr.astype(dtype, copy=False)
+    arr = arr.astype(np.float32 if dtype is None else dtype, copy=False)   # None: the default, float32
     if device is not None:
         arr = backend.to_device(arr, device)
     return Tensor(arr, requires_grad=requires_grad)
@@ -47,8 +47,12 @@ def rand(*shape, dtype=np.float32, device=None, requires_grad=False):
     return _make(_generator.random(_shape(shape)), dtype, device, requires_grad)
 
 
-def randint(low, high, shape, dtype=np.int64, device=None):
-    return _make(_generator.integers(low, high, size=_shape((shape,))), dtype, device, False)
+def randint(low, high=None, size=None, dtype=np.int64, device=None, *, shape=None):
+    """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
+    size = shape if size is None else size
+    if size is None:
+        low, high, size = 0, low, high
+    return _make(_generator.integers(low, high, size=_shape((size,))), dtype or np.int64, device, False)
 
 
 def zeros(*shape, dtype=np.float32, device=None, requires_grad=False):
@@ -59,17 +63,37 @@ def ones(*shape, dtype=np.float32, device=None, requires_grad=False):
     return _make(np.ones(_shape(shape)), dtype, device, requires_grad)
 
 
-def full(shape, value, dtype=np.float32, device=None, requires_grad=False):
+def full(shape, value, dtype=None, device=None, requires_grad=False):
+    """dtype None follows the value, as in PyTorch: float -> float32, int -> int64, bool -> bool."""
+    if dtype is None:
+        dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else \
+            np.int64 if isinstance(value, (int, np.integer)) else np.float32
     return _make(np.full(_shape((shape,)), value), dtype, device, requires_grad)
 
 
-def zeros_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.array).zeros_like(x.array), requires_grad=requires_grad)
+def empty(*shape, dtype=np.float32, device=None, requires_grad=False):
+    """PyTorch leaves empty() uninitialised; minigan fills it with zeros, so runs stay reproducible."""
+    return zeros(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.array).ones_like(x.array), requires_grad=requires_grad)
+def full_like(x, value, dtype=None, device=None, requires_grad=False):
+    return full(x.shape, value, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
 
 
-def randn_like(x, requires_grad=False):
-    return randn(*x.shape, dtype=x.dtype, device=x.device, requires_grad=requires_grad)
+def zeros_like(x, dtype=None, device=None, requires_grad=False):
+    return full_like(x, 0, dtype, device, requires_grad)
+
+
+def ones_like(x, dtype=None, device=None, requires_grad=False):
+    return full_like(x, 1, dtype, device, requires_grad)
+
+
+empty_like = zeros_like
+
+
+def randn_like(x, dtype=None, device=None, requires_grad=False):
+    return randn(*x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+
+
+def rand_like(x, dtype=None, device=None, requires_grad=False):
+    return rand(*x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)

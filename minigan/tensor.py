@@ -8,6 +8,9 @@ import numbers
 import numpy as np
 
 from . import autograd, backend
+from .device import device as _device
+
+_DEVICES = {'cpu': _device('cpu'), 'cuda': _device('cuda')}
 
 
 class RequiresGradDtypeError(TypeError, RuntimeError):
@@ -33,7 +36,7 @@ class Tensor:
     shape = property(lambda self: tuple(self.array.shape))
     dtype = property(lambda self: self.array.dtype)
     ndim = property(lambda self: self.array.ndim)
-    device = property(lambda self: backend.device_of(self.array))
+    device = property(lambda self: _DEVICES[backend.device_of(self.array)])   # "cpu"/"cuda", a mg.device
     is_leaf = property(lambda self: self.creator is None)
     T = property(lambda self: self.transpose())
 
@@ -113,8 +116,10 @@ class Tensor:
 
     # ---- autograd ------------------------------------------------------
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.array)
+        """The same data, cut from the graph (sharing the version counter, as in PyTorch)."""
+        t = Tensor(self.array)
+        t._vc = self._version_counter()
+        return t
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in 'fc':
@@ -142,10 +147,6 @@ class Tensor:
                 # broadcast view, or shared with another leaf or with the caller's `grad`
                 leaf.grad = Tensor(g.array.copy()) if leaf.grad is None else leaf.grad + g
                 leaf.grad._made_by_backward = True
-
-    def zero_(self):
-        self.array[...] = 0
-        return self
 
     # ---- arithmetic ----------------------------------------------------
     def __add__(self, other): return F.add(self, other)
@@ -184,6 +185,7 @@ class Tensor:
                                'gradient: build a new tensor, or assign under mg.no_grad()')
         index = index.array if isinstance(index, Tensor) else index
         self.array[index] = value.array if isinstance(value, Tensor) else value
+        self._version_counter()[0] += 1
 
     # ---- methods -------------------------------------------------------
     def exp(self): return F.exp(self)
@@ -236,6 +238,132 @@ class Tensor:
             perm[d0], perm[d1] = perm[d1], perm[d0]
             return F.permute(self, tuple(perm))
         return F.permute(self, dims if dims else tuple(reversed(range(self.ndim))))
+
+    # ---- in place, with PyTorch's rules -----------------------------------
+    # Each in-place change bumps a version counter, shared with detach() but not with .data (as in
+    # PyTorch); backward refuses a tensor whose version moved since a Function recorded it.
+    @property
+    def _version(self):
+        counter = self.__dict__.get('_vc')
+        return 0 if counter is None else counter[0]
+
+    def _version_counter(self):
+        counter = self.__dict__.get('_vc')
+        if counter is None:
+            counter = self._vc = [0]
+        return counter
+
+    def _inplace(self, name, op, *args):
+        """self <- op(self, *args) in self's own array; recorded in the graph when grad mode is on."""
+        if self.requires_grad and self.creator is None and autograd.is_grad_enabled():
+            raise RuntimeError(f'a leaf Variable that requires grad is being used in an in-place operation '
+                               f'({name}): do it under `with mg.no_grad():` or on its .data')
+        if autograd.is_grad_enabled() and (self.requires_grad or any(
+                isinstance(a, Tensor) and a.requires_grad for a in args)):
+            autograd.record_inplace(self, op, args)
+            return self
+        with autograd.no_grad():
+            result = op(self, *args)
+        self.array[...] = result.array if isinstance(result, Tensor) else result
+        self._version_counter()[0] += 1
+        return self
+
+    def fill_(self, value):
+        return self._inplace('fill_', lambda x, v: _filled(x, v), value)
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill with N(mean, std²), drawn from minigan's seeded generator (mg.manual_seed)."""
+        from .random import generator
+        if std < 0:
+            raise ValueError(f'normal_ expects std >= 0.0, but found std {std}')
+        values = generator().normal(mean, std, size=self.shape)
+        return self._inplace('normal_', lambda x: _filled(x, values))
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Fill with U(a, b), drawn from minigan's seeded generator (mg.manual_seed)."""
+        from .random import generator
+        if not a <= b:
+            raise ValueError(f'uniform_ expects to return a [from, to) range, but found from={a} > to={b}')
+        values = generator().uniform(a, b, size=self.shape)
+        return self._inplace('uniform_', lambda x: _filled(x, values))
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace('clamp_', lambda x: F.clamp(x, min, max))
+
+    clip_ = clamp_
+
+    def add_(self, other, *, alpha=1):
+        return self._inplace('add_', lambda x, o: x + (o if alpha == 1 else o * alpha), other)
+
+    def sub_(self, other, *, alpha=1):
+        return self._inplace('sub_', lambda x, o: x - (o if alpha == 1 else o * alpha), other)
+
+    def mul_(self, other):
+        return self._inplace('mul_', lambda x, o: x * o, other)
+
+    def div_(self, other):
+        return self._inplace('div_', lambda x, o: x / o, other)
+
+    def copy_(self, src):
+        """Copy src's values (broadcast, cast to self's dtype, moved to self's device); differentiable in src."""
+        src = src if isinstance(src, Tensor) else tensor(src)
+        return self._inplace('copy_', lambda x, s: F.broadcast_to(s.to(x.device, x.dtype), x.shape), src)
+
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+
+    # ---- PyTorch's small methods --------------------------------------------
+    def eq(self, other): return self == other
+    def ne(self, other): return self != other
+    def lt(self, other): return self < other
+    def gt(self, other): return self > other
+    def le(self, other): return self <= other
+    def ge(self, other): return self >= other
+
+    def view_as(self, other): return self.reshape(other.shape)
+    reshape_as = view_as
+    def expand_as(self, other): return self.expand(other.shape)
+    def type_as(self, other): return self.to(dtype=other.dtype)
+
+    def tolist(self):
+        """Python numbers (nested lists), as PyTorch's tolist()."""
+        return self.numpy().tolist()
+
+    def dim(self):
+        return self.ndim
+
+    def all(self):
+        return Tensor(backend.get_array_module(self.array).all(self.array))
+
+    def any(self):
+        return Tensor(backend.get_array_module(self.array).any(self.array))
+
+    def is_floating_point(self):
+        return self.dtype.kind == 'f'
+
+    def clone(self):
+        """A copy in a new array; gradients flow back to self."""
+        return self + 0 if self.requires_grad else Tensor(self.array.copy())
+
+    def long(self): return self.to(dtype=np.int64)
+    def int(self): return self.to(dtype=np.int32)
+    def half(self): return self.to(dtype=np.float16)
+    def bool(self): return self.to(dtype=np.bool_)
+
+
+def _filled(x, value):
+    """A tensor of x's shape, dtype and device holding `value` (a number, an array, or a Tensor)."""
+    value = value.array if isinstance(value, Tensor) else value
+    xp = backend.get_array_module(x.array)
+    out = xp.empty(x.shape, x.dtype)
+    out[...] = backend.to_device(np.asarray(value), x.device) if not np.isscalar(value) else value
+    return Tensor(out)
+
 
 def _axis(axis, dim):
     return dim if dim is not None else axis
