@@ -5,7 +5,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, g
 from .tensor import Tensor, tensor, as_tensor  # noqa: F401
 from .functional import cat, stack  # noqa: F401
 from .random import (manual_seed, randn, rand, randint, zeros, ones, full, empty,  # noqa: F401
-                     zeros_like, ones_like, randn_like, rand_like, full_like, empty_like)
+                     zeros_like, ones_like, randn_like, rand_like, full_like, empty_like, Generator)
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
 from .backend import cuda_available  # noqa: F401
 from .dispatch import set_conv_backend, get_conv_backend, conv_backend, available_backends  # noqa: F401
@@ -21,3 +21,4 @@ from .torch_functions import (flatten, exp, log, sqrt, abs, neg, tanh, sigmoid, 
                               unsqueeze, clamp, sum, mean, argmax, reshape, transpose, permute, numel,
                               is_tensor)
 from . import autograd  # noqa: F401,E402
+from .serialization import save, load  # noqa: F401,E402

@@ -20,6 +20,27 @@ def generator():
     return _generator
 
 
+class Generator:
+    """PyTorch's torch.Generator: a stream of its own, e.g. for DataLoader(..., generator=g)."""
+
+    def __init__(self, device='cpu'):
+        self.rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed):
+        self.rng, self._seed = np.random.default_rng(seed), seed
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return self.rng.bit_generator.state
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state
+
+
 def get_rng_state():
     return _generator.bit_generator.state
 
