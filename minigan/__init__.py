@@ -22,3 +22,4 @@ from .torch_functions import (flatten, exp, log, sqrt, abs, neg, tanh, sigmoid, 
                               is_tensor)
 from . import autograd  # noqa: F401,E402
 from .serialization import save, load  # noqa: F401,E402
+from . import functional, nn, optim, utils  # noqa: F401,E402  (torch.nn, torch.optim work after `import minigan as torch`)
