@@ -343,6 +343,16 @@ class Tensor:
     def any(self):
         return Tensor(backend.get_array_module(self.array).any(self.array))
 
+    def norm(self, p=2, dim=None, keepdim=False):
+        """The p-norm over dim (every element by default): (sum |x|^p)^(1/p); p=2 also as 'fro'."""
+        if p in (2, 'fro'):
+            return (self * self).sum(dim=dim, keepdim=keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim=dim, keepdim=keepdim)
+        if p == float('inf'):
+            return self.abs().max(dim=dim, keepdim=keepdim)
+        return (self.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1.0 / p)
+
     def is_floating_point(self):
         return self.dtype.kind == 'f'
 
