@@ -19,7 +19,9 @@ from . import cuda  # noqa: F401,E402
 from .torch_functions import (flatten, exp, log, sqrt, abs, neg, tanh, sigmoid, relu,  # noqa: F401,E402
                               add, sub, mul, div, pow, matmul, mm, softmax, log_softmax, squeeze,
                               unsqueeze, clamp, sum, mean, argmax, reshape, transpose, permute, numel,
-                              is_tensor)
+                              is_tensor, max, min)
+from .legacy import (FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,  # noqa: F401,E402
+                     ByteTensor, BoolTensor)
 from . import autograd  # noqa: F401,E402
 from .serialization import save, load  # noqa: F401,E402
-from . import functional, nn, optim, utils  # noqa: F401,E402  (torch.nn, torch.optim work after `import minigan as torch`)
+from . import backends, functional, nn, optim, utils  # noqa: F401,E402  (torch.nn, torch.optim work after `import minigan as torch`)

@@ -229,6 +229,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(results)
 
 
+def Variable(data, requires_grad=False, volatile=False):
+    """PyTorch's pre-0.4 wrapper, still in many GAN tutorials: a Tensor is a Variable now, so this
+    returns `data` itself (made to require grad if asked)."""
+    if requires_grad and not data.requires_grad:
+        data.requires_grad_()
+    return data
+
+
 class GradShapeError(ValueError, RuntimeError):
     """A grad_output whose shape differs from its output's (a RuntimeError in PyTorch, so both)."""
 

@@ -3,6 +3,7 @@
 minigan draws every random number on the host from one generator, so mg.manual_seed
 already fixes what a GPU run draws: the seeding calls here do nothing."""
 from . import backend
+from .legacy import LegacyTensorType
 
 
 def is_available():
@@ -29,3 +30,9 @@ def manual_seed(seed):
 
 
 manual_seed_all = manual_seed
+
+
+# torch.cuda.FloatTensor & co.: the legacy types, making tensors on the GPU
+FloatTensor, DoubleTensor, HalfTensor = (LegacyTensorType(t, 'cuda') for t in ('float32', 'float64', 'float16'))
+LongTensor, IntTensor, ByteTensor, BoolTensor = (LegacyTensorType(t, 'cuda') for t in ('int64', 'int32', 'uint8',
+                                                                                        'bool'))

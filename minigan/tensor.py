@@ -88,16 +88,19 @@ class Tensor:
     def __bool__(self):
         return bool(self.item())
 
-    def to(self, device=None, dtype=None):
-        """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes."""
+    def to(self, device=None, dtype=None, non_blocking=False, copy=False):
+        """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes.
+        to(other) takes other's device and dtype; non_blocking is accepted (copies are synchronous)."""
         x = self
+        if isinstance(device, Tensor):
+            device, dtype = device.device, device.dtype
         if isinstance(device, (np.dtype, type)) and dtype is None:
             device, dtype = None, device
         if device is not None and backend.check_device(device) != self.device:
             x = F.to_device(x, backend.check_device(device))
         if dtype is not None and np.dtype(dtype) != x.dtype:
             x = F.cast(x, dtype)
-        return x
+        return x.clone() if copy and x is self else x
 
     def cpu(self):
         return self.to('cpu')
@@ -359,6 +362,12 @@ class Tensor:
     def clone(self):
         """A copy in a new array; gradients flow back to self."""
         return self + 0 if self.requires_grad else Tensor(self.array.copy())
+
+    def type(self, dtype=None):
+        """type() names the type as PyTorch does ('torch.FloatTensor'); type(t) converts to a dtype, a
+        legacy type (mg.FloatTensor, mg.cuda.FloatTensor) or such a name."""
+        from .legacy import type_name, convert
+        return type_name(self) if dtype is None else convert(self, dtype)
 
     def long(self): return self.to(dtype=np.int64)
     def int(self): return self.to(dtype=np.int32)

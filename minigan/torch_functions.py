@@ -1,7 +1,11 @@
 """The torch.* functions that training scripts call on tensors (torch.flatten(x, 1), torch.mean,
 torch.sigmoid, ...), under PyTorch's names and arguments: each calls minigan's op or method."""
+from collections import namedtuple
+
 from . import functional as F
 from .tensor import Tensor
+
+MaxMin = namedtuple('MaxMin', ['values', 'indices'])       # torch.return_types.max / min
 
 flatten = F.flatten
 exp, log, sqrt, abs, neg = F.exp, F.log, F.sqrt, F.abs, F.neg
@@ -46,3 +50,25 @@ def numel(x):
 
 def is_tensor(obj):
     return isinstance(obj, Tensor)
+
+
+def max(input, dim=None, keepdim=False):
+    """torch.max: the largest element; with dim, (values, indices) along it; with a Tensor, the elementwise max."""
+    return _extreme(input, dim, keepdim, largest=True)
+
+
+def min(input, dim=None, keepdim=False):
+    """torch.min: the smallest element; with dim, (values, indices) along it; with a Tensor, the elementwise min."""
+    return _extreme(input, dim, keepdim, largest=False)
+
+
+def _extreme(x, dim, keepdim, largest):
+    if isinstance(dim, Tensor):                       # torch.max(a, b): pick elementwise, gradients to the picked
+        other = dim
+        pick = Tensor(((x >= other) if largest else (x <= other)).array.astype(x.dtype))
+        return x * pick + other * (1 - pick)
+    if dim is None:
+        return x.max() if largest else x.min()
+    values = x.max(dim=dim, keepdim=keepdim) if largest else x.min(dim=dim, keepdim=keepdim)
+    order = x if largest else -x
+    return MaxMin(values, order.argmax(dim=dim, keepdim=keepdim))
