@@ -257,3 +257,38 @@ def test_save_image_grid_layout(tmp_path):
     save_image(signed, tmp_path / 'n.png', normalize=True, value_range=(-1, 1), padding=0)
     out = np.asarray(Image.open(tmp_path / 'n.png'))
     assert out.shape == (4, 8, 3) and out.min() == 0 and out.max() == 255
+
+
+# ---- tutorial-era idioms -----------------------------------------------------------------------
+
+def test_legacy_types_variable_and_torch_max(torch):
+    from minigan.autograd import Variable
+    import minigan.backends.cudnn as cudnn
+    cudnn.benchmark = True                                            # accepted; minigan has no cuDNN
+    Tensor = mg.cuda.FloatTensor if mg.cuda.is_available() else mg.FloatTensor
+    z = Variable(Tensor(np.random.default_rng(0).normal(0, 1, (4, 3))))
+    assert z.dtype == mg.float32 and z.shape == (4, 3) and not z.requires_grad
+    ones = Variable(Tensor(4, 1).fill_(1.0), requires_grad=False)
+    assert ones.tolist() == [[1.0]] * 4
+    assert Variable(mg.zeros(2), requires_grad=True).requires_grad
+    imgs = mg.tensor(np.arange(6).reshape(2, 3))
+    assert imgs.type(mg.FloatTensor).dtype == mg.float32 and imgs.type() == 'torch.LongTensor'
+    assert mg.LongTensor([1, 2]).dtype == mg.int64 and mg.FloatTensor([1]).tolist() == [1.0]
+    a = np.array([[0.1, 0.7, 0.2], [0.5, 0.4, 0.1]], np.float32)
+    values, indices = mg.max(mg.tensor(a), 1)
+    values_t, indices_t = torch.max(torch.tensor(a), 1)
+    assert values.tolist() == values_t.tolist() and indices.tolist() == indices_t.tolist()
+    _, predicted = mg.max(mg.tensor(a).data, 1)                       # the classification-tutorial idiom
+    assert (predicted == mg.tensor([1, 0])).sum().item() == 2
+    assert mg.min(mg.tensor(a), dim=0).indices.tolist() == torch.min(torch.tensor(a), dim=0).indices.tolist()
+    assert mg.max(mg.tensor(a)).item() == pytest.approx(0.7)
+    assert mg.zeros(2, dtype=mg.float64).to(mg.ones(1)).dtype == mg.float32
+
+
+def test_no_grad_as_a_decorator():
+    @mg.no_grad()
+    def generate(w):
+        return w * 2
+
+    w = mg.ones(2, requires_grad=True)
+    assert not generate(w).requires_grad and (w * 2).requires_grad
