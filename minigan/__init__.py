@@ -5,7 +5,8 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, g
 from .tensor import Tensor, tensor, as_tensor  # noqa: F401
 from .functional import cat, stack  # noqa: F401
 from .random import (manual_seed, randn, rand, randint, zeros, ones, full, empty,  # noqa: F401
-                     zeros_like, ones_like, randn_like, rand_like, full_like, empty_like, Generator)
+                     zeros_like, ones_like, randn_like, rand_like, full_like, empty_like, Generator,
+                     randperm, arange, linspace, eye)
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
 from .backend import cuda_available  # noqa: F401
 from .dispatch import set_conv_backend, get_conv_backend, conv_backend, available_backends  # noqa: F401
@@ -16,6 +17,7 @@ from .dtypes import (float16, half, float32, float, float64, double, uint8, int8
                      int32, int, int64, long, bool, get_default_dtype, is_floating_point)
 from .device import device  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402
+from .functional import where  # noqa: F401,E402
 from .torch_functions import (flatten, exp, log, sqrt, abs, neg, tanh, sigmoid, relu,  # noqa: F401,E402
                               add, sub, mul, div, pow, matmul, mm, softmax, log_softmax, squeeze,
                               unsqueeze, clamp, sum, mean, argmax, reshape, transpose, permute, numel,

@@ -118,3 +118,25 @@ def randn_like(x, dtype=None, device=None, requires_grad=False):
 
 def rand_like(x, dtype=None, device=None, requires_grad=False):
     return rand(*x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+
+
+def randperm(n, dtype=np.int64, device=None):
+    """A random permutation of 0..n-1."""
+    return _make(_generator.permutation(n), dtype or np.int64, device, False)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """start, start + step, ... below end; int64 when all three are integers, else float32 (as PyTorch)."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, end, step)) else np.float32
+    return _make(np.arange(start, end, step), dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps), dtype, device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m), dtype, device, requires_grad)

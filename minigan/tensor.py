@@ -363,6 +363,50 @@ class Tensor:
         """A copy in a new array; gradients flow back to self."""
         return self + 0 if self.requires_grad else Tensor(self.array.copy())
 
+    def new_zeros(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 0, dtype, device)
+    def new_ones(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 1, dtype, device)
+    def new_empty(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 0, dtype, device)
+
+    def new_full(self, size, fill_value, dtype=None, device=None):
+        """A new tensor of `size` filled with fill_value, with self's dtype and device unless given."""
+        xp = backend.array_module(device or self.device)
+        return Tensor(xp.full(tuple(size), fill_value, dtype=dtype or self.dtype))
+
+    def new_tensor(self, data, dtype=None, device=None):
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device)
+
+    def pow(self, exponent): return self ** exponent
+    def t(self): return self.transpose(0, 1) if self.ndim == 2 else self
+    def masked_fill(self, mask, value): return F.masked_fill(self, mask, value)
+
+    def std(self, dim=None, unbiased=True, keepdim=False):
+        return self.var(dim=dim, unbiased=unbiased, keepdim=keepdim).sqrt()
+
+    def repeat(self, *sizes):
+        """Tile self sizes[i] times along each dim (extra leading sizes add dims), as torch's repeat."""
+        sizes = _shape_args(sizes)
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        tiled = self.reshape(shape)
+        spread = tuple(d for pair in zip(sizes, shape) for d in pair)      # (r0, n0, r1, n1, ...)
+        inserted = tuple(d for n in shape for d in (1, n))
+        return tiled.reshape(inserted).expand(spread).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+    def split(self, split_size, dim=0):
+        """Pieces of split_size along dim (the last may be smaller), or of the sizes in a list."""
+        n = self.shape[dim]
+        sizes = list(split_size) if isinstance(split_size, (list, tuple)) else \
+            [min(split_size, n - i) for i in range(0, n, split_size)]
+        pieces, start = [], 0
+        for size in sizes:
+            index = [slice(None)] * self.ndim
+            index[dim] = slice(start, start + size)
+            pieces.append(self[tuple(index)])
+            start += size
+        return tuple(pieces)
+
+    def chunk(self, chunks, dim=0):
+        return self.split(-(-self.shape[dim] // chunks), dim)
+
     def type(self, dtype=None):
         """type() names the type as PyTorch does ('torch.FloatTensor'); type(t) converts to a dtype, a
         legacy type (mg.FloatTensor, mg.cuda.FloatTensor) or such a name."""

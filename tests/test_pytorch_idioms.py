@@ -292,3 +292,44 @@ def test_no_grad_as_a_decorator():
 
     w = mg.ones(2, requires_grad=True)
     assert not generate(w).requires_grad and (w * 2).requires_grad
+
+
+@pytest.mark.parametrize('name,fn', [
+    ('repeat', lambda t: t.repeat(2, 1, 3)), ('std', lambda t: t.std(1)), ('pow', lambda t: t.pow(3)),
+    ('t', lambda t: t.t()), ('masked_fill', lambda t: t.masked_fill(t > 0, 0.5)),
+    ('split', lambda t: t.split(2, 1)[1]), ('chunk', lambda t: t.chunk(2, 1)[0]),
+    ('norm', lambda t: t.norm(2, dim=1)), ('clone', lambda t: t.clone()),
+])
+def test_more_tensor_methods_match_torch_with_gradients(torch, name, fn):
+    a = np.random.default_rng(0).standard_normal((2, 3))
+    x, xt = mg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, yt = fn(x), fn(xt)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12)
+    u = np.random.default_rng(1).standard_normal(tuple(yt.shape))
+    g, = mg.grad([y], [x], [mg.tensor(u)])
+    gt, = torch.autograd.grad(yt, xt, torch.tensor(u))
+    np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-10)
+
+
+def test_more_factories_and_functions(torch):
+    assert mg.arange(5).dtype == mg.int64 and mg.arange(0, 1, 0.25).tolist() == torch.arange(0, 1, 0.25).tolist()
+    assert mg.linspace(0, 1, 5).tolist() == torch.linspace(0, 1, 5).tolist()
+    assert sorted(mg.randperm(6).tolist()) == list(range(6))
+    assert F_one_hot(mg.tensor([1, 2]), 4).tolist() == torch.nn.functional.one_hot(torch.tensor([1, 2]), 4).tolist()
+    c = np.array([True, False, True])
+    a = np.array([1.0, 2.0, 3.0])
+    x = mg.tensor(a, requires_grad=True)
+    y = mg.where(mg.tensor(c), x, 0.0)
+    assert y.tolist() == [1.0, 0.0, 3.0]
+    g, = mg.grad([y.sum()], [x])
+    assert g.tolist() == [1.0, 0.0, 1.0]
+    assert mg.zeros(2, dtype=mg.float64).new_zeros(3).dtype == mg.float64
+    model = nn.Linear(3, 2)
+    model(mg.randn(4, 3)).sum().backward()
+    total = nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+    after = sum(float((p.grad * p.grad).sum().item()) for p in model.parameters()) ** 0.5
+    assert total.item() > 0.1 and after == pytest.approx(0.1, rel=1e-4)
+
+
+def F_one_hot(t, n):
+    return nn.functional.one_hot(t, n)

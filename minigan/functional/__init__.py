@@ -13,3 +13,4 @@ from .activation import (relu, leaky_relu, tanh, sigmoid, softplus, logsigmoid, 
 from .norm import batch_norm  # noqa: F401
 from .loss import (cross_entropy, nll_loss, binary_cross_entropy_with_logits,  # noqa: F401
                    binary_cross_entropy, mse_loss, l1_loss)
+from .select import where, masked_fill, one_hot  # noqa: F401

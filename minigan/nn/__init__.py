@@ -10,4 +10,4 @@ from .pooling import MaxPool2d, AvgPool2d  # noqa: F401
 from .flatten import Flatten, Unflatten  # noqa: F401
 from .loss import (L1Loss, MSELoss, BCELoss, BCEWithLogitsLoss, NLLLoss,  # noqa: F401
                    CrossEntropyLoss)
-from . import init, functional  # noqa: F401
+from . import init, functional, utils  # noqa: F401
