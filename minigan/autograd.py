@@ -82,12 +82,12 @@ class Function:
 
     def _record_versions(self):
         """Remember the versions of inputs and outputs: backward refuses them once changed in place."""
-        self._input_versions = tuple(None if x is None else x._version for x in self.inputs)
-        self._output_versions = [None if ref() is None else ref()._version for ref in self._outputs]
+        self._input_versions = tuple(None if x is None else x._vc[0] for x in self.inputs)
+        self._output_versions = [None if ref() is None else ref()._vc[0] for ref in self._outputs]
 
     def _check_versions(self):
         for i, (x, v) in enumerate(zip(self.inputs, self._input_versions)):
-            if x is not None and x._version != v:
+            if x is not None and x._vc[0] != v:
                 raise _modified_error(self, 'input', i, x, v)
 
     def forward(self, *xs):

@@ -245,16 +245,16 @@ class Tensor:
     # ---- in place, with PyTorch's rules -----------------------------------
     # Each in-place change bumps a version counter, shared with detach() but not with .data (as in
     # PyTorch); backward refuses a tensor whose version moved since a Function recorded it.
+    _vc = (0,)        # the version counter; this shared (0,) until the first change gives a tensor its own
+
     @property
     def _version(self):
-        counter = self.__dict__.get('_vc')
-        return 0 if counter is None else counter[0]
+        return self._vc[0]
 
     def _version_counter(self):
-        counter = self.__dict__.get('_vc')
-        if counter is None:
-            counter = self._vc = [0]
-        return counter
+        if type(self._vc) is tuple:
+            self._vc = [0]
+        return self._vc
 
     def _inplace(self, name, op, *args):
         """self <- op(self, *args) in self's own array; recorded in the graph when grad mode is on."""
