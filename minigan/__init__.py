@@ -26,4 +26,5 @@ from .legacy import (FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTenso
                      ByteTensor, BoolTensor)
 from . import autograd  # noqa: F401,E402
 from .serialization import save, load  # noqa: F401,E402
-from . import backends, functional, nn, optim, utils  # noqa: F401,E402  (torch.nn, torch.optim work after `import minigan as torch`)
+# so that torch.nn, torch.optim, torch.utils.data work after `import minigan as torch`
+from . import backends, functional, nn, optim, utils  # noqa: F401,E402

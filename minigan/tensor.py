@@ -9,6 +9,8 @@ import numpy as np
 
 from . import autograd, backend
 from .device import device as _device
+from .tensor_inplace import InplaceMethods
+from .tensor_torch_methods import TorchMethods
 
 _DEVICES = {'cpu': _device('cpu'), 'cuda': _device('cuda')}
 
@@ -17,7 +19,7 @@ class RequiresGradDtypeError(TypeError, RuntimeError):
     """requires_grad on a non-float tensor (PyTorch raises RuntimeError; TypeError describes it)."""
 
 
-class Tensor:
+class Tensor(InplaceMethods, TorchMethods):
     __array_ufunc__ = None     # `ndarray * tensor` defers to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, so hash by identity as torch does
 
@@ -241,192 +243,6 @@ class Tensor:
             perm[d0], perm[d1] = perm[d1], perm[d0]
             return F.permute(self, tuple(perm))
         return F.permute(self, dims if dims else tuple(reversed(range(self.ndim))))
-
-    # ---- in place, with PyTorch's rules -----------------------------------
-    # Each in-place change bumps a version counter, shared with detach() but not with .data (as in
-    # PyTorch); backward refuses a tensor whose version moved since a Function recorded it.
-    _vc = (0,)        # the version counter; this shared (0,) until the first change gives a tensor its own
-
-    @property
-    def _version(self):
-        return self._vc[0]
-
-    def _version_counter(self):
-        if type(self._vc) is tuple:
-            self._vc = [0]
-        return self._vc
-
-    def _inplace(self, name, op, *args):
-        """self <- op(self, *args) in self's own array; recorded in the graph when grad mode is on."""
-        if self.requires_grad and self.creator is None and autograd.is_grad_enabled():
-            raise RuntimeError(f'a leaf Variable that requires grad is being used in an in-place operation '
-                               f'({name}): do it under `with mg.no_grad():` or on its .data')
-        if autograd.is_grad_enabled() and (self.requires_grad or any(
-                isinstance(a, Tensor) and a.requires_grad for a in args)):
-            autograd.record_inplace(self, op, args)
-            return self
-        with autograd.no_grad():
-            result = op(self, *args)
-        self.array[...] = result.array if isinstance(result, Tensor) else result
-        self._version_counter()[0] += 1
-        return self
-
-    def fill_(self, value):
-        return self._inplace('fill_', lambda x, v: _filled(x, v), value)
-
-    def zero_(self):
-        return self.fill_(0)
-
-    def normal_(self, mean=0.0, std=1.0):
-        """Fill with N(mean, std²), drawn from minigan's seeded generator (mg.manual_seed)."""
-        from .random import generator
-        if std < 0:
-            raise ValueError(f'normal_ expects std >= 0.0, but found std {std}')
-        values = generator().normal(mean, std, size=self.shape)
-        return self._inplace('normal_', lambda x: _filled(x, values))
-
-    def uniform_(self, a=0.0, b=1.0):
-        """Fill with U(a, b), drawn from minigan's seeded generator (mg.manual_seed)."""
-        from .random import generator
-        if not a <= b:
-            raise ValueError(f'uniform_ expects to return a [from, to) range, but found from={a} > to={b}')
-        values = generator().uniform(a, b, size=self.shape)
-        return self._inplace('uniform_', lambda x: _filled(x, values))
-
-    def clamp_(self, min=None, max=None):
-        return self._inplace('clamp_', lambda x: F.clamp(x, min, max))
-
-    clip_ = clamp_
-
-    def add_(self, other, *, alpha=1):
-        return self._inplace('add_', lambda x, o: x + (o if alpha == 1 else o * alpha), other)
-
-    def sub_(self, other, *, alpha=1):
-        return self._inplace('sub_', lambda x, o: x - (o if alpha == 1 else o * alpha), other)
-
-    def mul_(self, other):
-        return self._inplace('mul_', lambda x, o: x * o, other)
-
-    def div_(self, other):
-        return self._inplace('div_', lambda x, o: x / o, other)
-
-    def copy_(self, src):
-        """Copy src's values (broadcast, cast to self's dtype, moved to self's device); differentiable in src."""
-        src = src if isinstance(src, Tensor) else tensor(src)
-        return self._inplace('copy_', lambda x, s: F.broadcast_to(s.to(x.device, x.dtype), x.shape), src)
-
-    def __iadd__(self, other): return self.add_(other)
-    def __isub__(self, other): return self.sub_(other)
-    def __imul__(self, other): return self.mul_(other)
-    def __itruediv__(self, other): return self.div_(other)
-
-    # ---- PyTorch's small methods --------------------------------------------
-    def eq(self, other): return self == other
-    def ne(self, other): return self != other
-    def lt(self, other): return self < other
-    def gt(self, other): return self > other
-    def le(self, other): return self <= other
-    def ge(self, other): return self >= other
-
-    def view_as(self, other): return self.reshape(other.shape)
-    reshape_as = view_as
-    def expand_as(self, other): return self.expand(other.shape)
-    def type_as(self, other): return self.to(dtype=other.dtype)
-
-    def tolist(self):
-        """Python numbers (nested lists), as PyTorch's tolist()."""
-        return self.numpy().tolist()
-
-    def dim(self):
-        return self.ndim
-
-    def all(self):
-        return Tensor(backend.get_array_module(self.array).all(self.array))
-
-    def any(self):
-        return Tensor(backend.get_array_module(self.array).any(self.array))
-
-    def norm(self, p=2, dim=None, keepdim=False):
-        """The p-norm over dim (every element by default): (sum |x|^p)^(1/p); p=2 also as 'fro'."""
-        if p in (2, 'fro'):
-            return (self * self).sum(dim=dim, keepdim=keepdim).sqrt()
-        if p == 1:
-            return self.abs().sum(dim=dim, keepdim=keepdim)
-        if p == float('inf'):
-            return self.abs().max(dim=dim, keepdim=keepdim)
-        return (self.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1.0 / p)
-
-    def is_floating_point(self):
-        return self.dtype.kind == 'f'
-
-    def clone(self):
-        """A copy in a new array; gradients flow back to self."""
-        return self + 0 if self.requires_grad else Tensor(self.array.copy())
-
-    def new_zeros(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 0, dtype, device)
-    def new_ones(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 1, dtype, device)
-    def new_empty(self, *size, dtype=None, device=None): return self.new_full(_shape_args(size), 0, dtype, device)
-
-    def new_full(self, size, fill_value, dtype=None, device=None):
-        """A new tensor of `size` filled with fill_value, with self's dtype and device unless given."""
-        xp = backend.array_module(device or self.device)
-        return Tensor(xp.full(tuple(size), fill_value, dtype=dtype or self.dtype))
-
-    def new_tensor(self, data, dtype=None, device=None):
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device)
-
-    def pow(self, exponent): return self ** exponent
-    def t(self): return self.transpose(0, 1) if self.ndim == 2 else self
-    def masked_fill(self, mask, value): return F.masked_fill(self, mask, value)
-
-    def std(self, dim=None, unbiased=True, keepdim=False):
-        return self.var(dim=dim, unbiased=unbiased, keepdim=keepdim).sqrt()
-
-    def repeat(self, *sizes):
-        """Tile self sizes[i] times along each dim (extra leading sizes add dims), as torch's repeat."""
-        sizes = _shape_args(sizes)
-        shape = (1,) * (len(sizes) - self.ndim) + self.shape
-        tiled = self.reshape(shape)
-        spread = tuple(d for pair in zip(sizes, shape) for d in pair)      # (r0, n0, r1, n1, ...)
-        inserted = tuple(d for n in shape for d in (1, n))
-        return tiled.reshape(inserted).expand(spread).reshape(tuple(r * n for r, n in zip(sizes, shape)))
-
-    def split(self, split_size, dim=0):
-        """Pieces of split_size along dim (the last may be smaller), or of the sizes in a list."""
-        n = self.shape[dim]
-        sizes = list(split_size) if isinstance(split_size, (list, tuple)) else \
-            [min(split_size, n - i) for i in range(0, n, split_size)]
-        pieces, start = [], 0
-        for size in sizes:
-            index = [slice(None)] * self.ndim
-            index[dim] = slice(start, start + size)
-            pieces.append(self[tuple(index)])
-            start += size
-        return tuple(pieces)
-
-    def chunk(self, chunks, dim=0):
-        return self.split(-(-self.shape[dim] // chunks), dim)
-
-    def type(self, dtype=None):
-        """type() names the type as PyTorch does ('torch.FloatTensor'); type(t) converts to a dtype, a
-        legacy type (mg.FloatTensor, mg.cuda.FloatTensor) or such a name."""
-        from .legacy import type_name, convert
-        return type_name(self) if dtype is None else convert(self, dtype)
-
-    def long(self): return self.to(dtype=np.int64)
-    def int(self): return self.to(dtype=np.int32)
-    def half(self): return self.to(dtype=np.float16)
-    def bool(self): return self.to(dtype=np.bool_)
-
-
-def _filled(x, value):
-    """A tensor of x's shape, dtype and device holding `value` (a number, an array, or a Tensor)."""
-    value = value.array if isinstance(value, Tensor) else value
-    xp = backend.get_array_module(x.array)
-    out = xp.empty(x.shape, x.dtype)
-    out[...] = backend.to_device(np.asarray(value), x.device) if not np.isscalar(value) else value
-    return Tensor(out)
-
 
 def _axis(axis, dim):
     return dim if dim is not None else axis

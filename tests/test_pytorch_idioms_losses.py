@@ -109,7 +109,8 @@ def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
     y = drop(x)
     ratio = (y.numpy() / x.numpy()).reshape(8, 16, 9)
     per_channel = np.round(ratio[:, :, 0], 9)
-    np.testing.assert_allclose(ratio, np.broadcast_to(per_channel[:, :, None], ratio.shape), rtol=1e-8)   # one value per (sample, channel)
+    # one value per (sample, channel)
+    np.testing.assert_allclose(ratio, np.broadcast_to(per_channel[:, :, None], ratio.shape), rtol=1e-8)
     assert set(np.unique(per_channel)) <= {0.0, round(1 / 0.75, 9)}
     assert 0.1 < (per_channel == 0).mean() < 0.4
     g, = mg.grad([y.sum()], [x])
