@@ -72,7 +72,7 @@ def _store(array, arrays):
 
 
 def load(f, map_location=None, weights_only=None):
-    """Read what save wrote. map_location ("cpu", "cuda", a mg.device) moves every array there;
+    """Read what save wrote. map_location ("cpu", "cuda", a mg.device, a {from: to} dict) moves every array there;
     weights_only is accepted for PyTorch's scripts (minigan files never hold code anyway)."""
     name = f if isinstance(f, (str, os.PathLike)) else getattr(f, 'name', 'the file')
     try:
@@ -98,8 +98,18 @@ def load(f, map_location=None, weights_only=None):
     if header.get('version', 0) > _VERSION:
         raise UnsupportedFileError(f'mg.load: {name} was written by a newer minigan (format version '
                                    f'{header["version"]}): update minigan to read it')
-    device = None if map_location is None else backend.check_device(map_location)
-    return _decode(header['object'], arrays, device)
+    return _decode(header['object'], arrays, _target_device(map_location))
+
+
+def _target_device(map_location):
+    """None (arrays stay on the host, as saved) for None and for PyTorch's `lambda storage, loc: storage`;
+    a dict {from: to} maps everything to its one target; else a device name or mg.device."""
+    if map_location is None or callable(map_location) and not isinstance(map_location, str):
+        return None
+    if isinstance(map_location, dict):
+        targets = {backend.check_device(v) for v in map_location.values()}
+        return targets.pop() if len(targets) == 1 else None
+    return backend.check_device(map_location)
 
 
 def _decode(node, arrays, device):

@@ -184,6 +184,8 @@ def test_save_load_round_trip(tmp_path):
     x = mg.randn(2, 1, 4, 4)
     np.testing.assert_array_equal(model.eval()(x).numpy(), model2.eval()(x).numpy())
     assert path.read_bytes()[:2] == b'PK'                             # a zip (npz) archive, not a pickle
+    for where in ('cpu', mg.device('cpu'), lambda storage, loc: storage, {'cuda:0': 'cpu'}):
+        assert mg.load(path, map_location=where)['list'][0].device == 'cpu'
 
 
 def test_load_refuses_pickles_and_torch_files(tmp_path, torch):
