@@ -102,5 +102,7 @@ def _filled(x, value):
     value = value.array if isinstance(value, Tensor) else value
     xp = backend.get_array_module(x.array)
     out = xp.empty(x.shape, x.dtype)
-    out[...] = backend.to_device(np.asarray(value), x.device) if not np.isscalar(value) else value
+    if not np.isscalar(value):                       # an array: onto x's device (CuPy refuses np.asarray)
+        value = backend.to_device(value if hasattr(value, 'shape') else np.asarray(value), x.device)
+    out[...] = value
     return Tensor(out)

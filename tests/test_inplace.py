@@ -152,3 +152,22 @@ def test_copy_is_differentiable_in_its_source(torch):
         buf.copy_(S)
         (buf * buf).sum().backward()
     np.testing.assert_allclose(src.grad.numpy(), src_t.grad.numpy())
+
+
+def test_inplace_methods_on_every_device(device):
+    x = mg.tensor(np.array([[-2.0, 0.5], [1.5, 3.0]], np.float32), device=device)
+    x.add_(mg.tensor([1.0, 1.0], device=device), alpha=2).mul_(0.5).clamp_(0.0, 2.0)
+    np.testing.assert_allclose(x.numpy(), [[0.0, 0.75], [1.25, 2.0]])
+    x.copy_(np.arange(2.0)).sub_(1).div_(2)
+    np.testing.assert_allclose(x.numpy(), [[-0.5, 0.0], [-0.5, 0.0]])
+    mg.manual_seed(0)
+    a = x.normal_(0.0, 1.0).numpy()
+    mg.manual_seed(0)
+    np.testing.assert_array_equal(mg.zeros(2, 2).normal_(0.0, 1.0).numpy(), a)   # the same on any device
+    assert x.device == device and x.fill_(mg.tensor(3.0, device=device)).numpy().tolist() == [[3.0, 3.0]] * 2
+    w = mg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = (w * w).sum()
+    with mg.no_grad():
+        w.zero_()
+    with pytest.raises(RuntimeError, match='modified by an inplace operation'):
+        y.backward()

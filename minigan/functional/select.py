@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, to_device
 from ..tensor import Tensor, as_tensor
 from .shape import sum_to
 
@@ -28,7 +28,7 @@ def where(condition, input, other):
     a, b = as_tensor(input, like=like), as_tensor(other, like=like)
     if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == 'f':
         a, b = a.to(dtype=np.result_type(a.dtype, b.dtype)), b.to(dtype=np.result_type(a.dtype, b.dtype))
-    return Where(condition.astype(bool))(a, b)
+    return Where(to_device(condition.astype(bool), a.device))(a, b)
 
 
 def masked_fill(x, mask, value):
