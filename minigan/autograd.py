@@ -297,6 +297,8 @@ def record_inplace(x, op, args):
         f._outputs = f._outputs[:i] + (weakref.ref(before),) + f._outputs[i + 1:]
         f._output_versions[i] = -1          # never matches: reading this output in backward raises
     result = op(before, *args)
+    if result.dtype != x.dtype:             # in place keeps x's dtype, as in PyTorch
+        result = result.to(dtype=x.dtype)
     if result.creator is None and result.requires_grad or any(result is a for a in (before,) + args):
         result = result + 0                 # an input passed through: give x a creator of its own
     x.array[...] = result.array
