@@ -85,9 +85,9 @@ class InplaceMethods:
 
     def copy_(self, src):
         """Copy src's values (broadcast, cast to self's dtype, moved to self's device); differentiable in src."""
+        from .functional import broadcast_to
         from .tensor import Tensor, tensor
         src = src if isinstance(src, Tensor) else tensor(src)
-        from .functional import broadcast_to
         return self._inplace('copy_', lambda x, s: broadcast_to(s.to(x.device, x.dtype), x.shape), src)
 
     def __iadd__(self, other): return self.add_(other)
