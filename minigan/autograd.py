@@ -73,12 +73,26 @@ class Function:
                 if y.dtype.kind in 'fc':
                     y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
             self._outputs = tuple(weakref.ref(y) for y in outputs)
+            self._record_versions()
             # enough to build a zero gradient for an output that was dropped before backward
             self._output_specs = tuple((y.shape, y.dtype, type(y.array)) for y in outputs)
         return outputs[0] if single else outputs
 
     def output(self, i=0):
-        return self._outputs[i]()
+        y = self._outputs[i]()
+        if y is not None and y._version != self._output_versions[i]:
+            raise _modified_error(self, 'output', i, y, self._output_versions[i])
+        return y
+
+    def _record_versions(self):
+        """Remember the versions of inputs and outputs: backward refuses them once changed in place."""
+        self._input_versions = tuple(None if x is None else x._vc[0] for x in self.inputs)
+        self._output_versions = [None if ref() is None else ref()._vc[0] for ref in self._outputs]
+
+    def _check_versions(self):
+        for i, (x, v) in enumerate(zip(self.inputs, self._input_versions)):
+            if x is not None and x._vc[0] != v:
+                raise _modified_error(self, 'input', i, x, v)
 
     def __repr__(self):
         """<Mul inputs: (2,3) float32, (3,) float32 -> (2,3) float32>: what the op was applied to."""
@@ -202,6 +216,7 @@ def run_backward(outputs, grad_outputs, inputs=None, create_graph=False, retain_
             if any(needs) and any(g is not None for g in gys):
                 gys = [g if g is not None else _zeros_like_output(f, i) for i, g in enumerate(gys)]
                 f.needs_input_grad = needs
+                f._check_versions()
                 gxs = f.backward(*gys)
                 gxs = gxs if isinstance(gxs, tuple) else (gxs,)
                 if len(gxs) != len(f.inputs):
@@ -237,11 +252,14 @@ def _zeros_like_output(f, i):
     return _tensor.Tensor(xp.zeros(shape, dtype))
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=False):
     """Gradients of `outputs` with respect to `inputs`, as new Tensors; `.grad` is left alone.
 
     With create_graph=True the returned gradients are part of the graph and can
-    be differentiated again (the WGAN-GP penalty does this).
+    be differentiated again (the WGAN-GP penalty does this). The graph is kept
+    when retain_graph (default: create_graph) is true. only_inputs is accepted and
+    ignored, as PyTorch does: only `inputs` ever get gradients here.
     """
     outputs = [outputs] if isinstance(outputs, _tensor.Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, _tensor.Tensor) else list(inputs)
@@ -260,6 +278,14 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
             raise RuntimeError(f'input {i} of grad() was not used to compute the outputs; '
                                'pass allow_unused=True to get None for it')
     return tuple(results)
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """PyTorch's pre-0.4 wrapper, still in many GAN tutorials: a Tensor is a Variable now, so this
+    returns `data` itself (made to require grad if asked)."""
+    if requires_grad and not data.requires_grad:
+        data.requires_grad_()
+    return data
 
 
 class GradShapeError(ValueError, RuntimeError):
@@ -293,6 +319,45 @@ def _default_grad_outputs(outputs, grad_outputs):
             g = g.to(dtype=y.dtype)
         result.append(g)
     return result
+
+
+# ---- in-place changes ------------------------------------------------------
+def _modified_error(f, kind, i, x, expected):
+    state = ('was changed in place after it was made' if expected == -1 else
+             f'is at version {x._version}; expected version {expected} instead')
+    return RuntimeError(
+        f'one of the variables needed for gradient computation has been modified by an inplace '
+        f'operation: {kind} {i} of {type(f).__name__} (shape {x.shape}) {state}. Change a copy '
+        f'(x.clone()) or do the in-place change after backward')
+
+
+def record_inplace(x, op, args):
+    """x <- op(x, *args) as a step of the graph, keeping x's array (Tensor.add_ etc. under grad mode).
+
+    A copy of x's old value takes x's old place in the graph, as its creator's output;
+    x becomes the output of op. The old creator may no longer read its output: it changed.
+    """
+    before = _tensor.Tensor(x.array.copy())
+    before.requires_grad, before.creator, before.generation = x.requires_grad, x.creator, x.generation
+    f = x.creator
+    if f is not None:
+        i = next(k for k, ref in enumerate(f._outputs) if ref() is x)
+        f._outputs = f._outputs[:i] + (weakref.ref(before),) + f._outputs[i + 1:]
+        f._output_versions[i] = -1          # never matches: reading this output in backward raises
+    result = op(before, *args)
+    if result.dtype != x.dtype:             # in place keeps x's dtype, as in PyTorch
+        result = result.to(dtype=x.dtype)
+    if result.creator is None and result.requires_grad or any(result is a for a in (before,) + args):
+        result = result + 0                 # an input passed through: give x a creator of its own
+    x.array[...] = result.array
+    x._version_counter()[0] += 1
+    g = result.creator
+    if g is None:                           # the new value needs no gradient (fill_, normal_, ...)
+        x.creator, x.requires_grad, x.generation = None, False, 0
+        return
+    g._outputs = (weakref.ref(x),)
+    x.creator, x.requires_grad, x.generation = g, True, result.generation
+    g._record_versions()
 
 
 # The tensor module, looked up when a Tensor is made, not at import: tensor.py imports this module

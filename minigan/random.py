@@ -21,6 +21,27 @@ def generator():
     return _generator
 
 
+class Generator:
+    """PyTorch's torch.Generator: a stream of its own, e.g. for DataLoader(..., generator=g)."""
+
+    def __init__(self, device='cpu'):
+        self.rng = np.random.default_rng()
+        self._seed = None
+
+    def manual_seed(self, seed):
+        self.rng, self._seed = np.random.default_rng(seed), seed
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def get_state(self):
+        return self.rng.bit_generator.state
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state
+
+
 def get_rng_state():
     return _generator.bit_generator.state
 
@@ -51,7 +72,7 @@ def _shape(shape):
 
 
 def _make(arr, dtype, device, requires_grad):
-    arr = arr.astype(dtype, copy=False)
+    arr = arr.astype(np.float32 if dtype is None else dtype, copy=False)   # None: the default, float32
     if device is not None:
         arr = backend.to_device(arr, device)
     return Tensor(arr, requires_grad=requires_grad)
@@ -76,9 +97,13 @@ def rand(*shape, dtype=np.float32, device=None, requires_grad=False):
     return _make(_generator.random(_shape(shape)), dtype, device, requires_grad)
 
 
-def randint(low, high, shape, dtype=np.int64, device=None):
+def randint(low, high=None, size=None, dtype=np.int64, device=None, *, shape=None):
+    """Integers in [low, high); randint(high, size) draws from [0, high), as in PyTorch."""
+    size = shape if size is None else size
+    if size is None:
+        low, high, size = 0, low, high
     _refuse_draw_in_capture('mg.randint', device)
-    return _make(_generator.integers(low, high, size=_shape((shape,))), dtype, device, False)
+    return _make(_generator.integers(low, high, size=_shape((size,))), dtype or np.int64, device, False)
 
 
 def batch_randn(*shape, dtype=np.float32, device=None):
@@ -99,17 +124,59 @@ def ones(*shape, dtype=np.float32, device=None, requires_grad=False):
     return _make(np.ones(_shape(shape)), dtype, device, requires_grad)
 
 
-def full(shape, value, dtype=np.float32, device=None, requires_grad=False):
+def full(shape, value, dtype=None, device=None, requires_grad=False):
+    """dtype None follows the value, as in PyTorch: float -> float32, int -> int64, bool -> bool."""
+    if dtype is None:
+        dtype = np.bool_ if isinstance(value, (bool, np.bool_)) else \
+            np.int64 if isinstance(value, (int, np.integer)) else np.float32
     return _make(np.full(_shape((shape,)), value), dtype, device, requires_grad)
 
 
-def zeros_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.array).zeros_like(x.array), requires_grad=requires_grad)
+def empty(*shape, dtype=np.float32, device=None, requires_grad=False):
+    """PyTorch leaves empty() uninitialised; minigan fills it with zeros, so runs stay reproducible."""
+    return zeros(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(x, requires_grad=False):
-    return Tensor(backend.get_array_module(x.array).ones_like(x.array), requires_grad=requires_grad)
+def full_like(x, value, dtype=None, device=None, requires_grad=False):
+    return full(x.shape, value, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
 
 
-def randn_like(x, requires_grad=False):
-    return randn(*x.shape, dtype=x.dtype, device=x.device, requires_grad=requires_grad)
+def zeros_like(x, dtype=None, device=None, requires_grad=False):
+    return full_like(x, 0, dtype, device, requires_grad)
+
+
+def ones_like(x, dtype=None, device=None, requires_grad=False):
+    return full_like(x, 1, dtype, device, requires_grad)
+
+
+empty_like = zeros_like
+
+
+def randn_like(x, dtype=None, device=None, requires_grad=False):
+    return randn(*x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+
+
+def rand_like(x, dtype=None, device=None, requires_grad=False):
+    return rand(*x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+
+
+def randperm(n, dtype=np.int64, device=None):
+    """A random permutation of 0..n-1."""
+    return _make(_generator.permutation(n), dtype or np.int64, device, False)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """start, start + step, ... below end; int64 when all three are integers, else float32 (as PyTorch)."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = np.int64 if all(isinstance(v, (int, np.integer)) for v in (start, end, step)) else np.float32
+    return _make(np.arange(start, end, step), dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps), dtype, device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m), dtype, device, requires_grad)

@@ -10,13 +10,18 @@ import numbers
 import numpy as np
 
 from . import backend
+from .device import device as _device
+from .tensor_inplace import InplaceMethods
+from .tensor_torch_methods import TorchMethods
+
+_DEVICES = {'cpu': _device('cpu'), 'cuda': _device('cuda')}
 
 
 class RequiresGradDtypeError(TypeError, RuntimeError):
     """requires_grad on a non-float tensor (PyTorch raises RuntimeError; TypeError describes it)."""
 
 
-class Tensor:
+class Tensor(InplaceMethods, TorchMethods):
     __array_ufunc__ = None     # `ndarray * tensor` defers to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, so hash by identity as torch does
 
@@ -35,7 +40,7 @@ class Tensor:
     shape = property(lambda self: tuple(self.array.shape))
     dtype = property(lambda self: self.array.dtype)
     ndim = property(lambda self: self.array.ndim)
-    device = property(lambda self: backend.device_of(self.array))
+    device = property(lambda self: _DEVICES[backend.device_of(self.array)])   # "cpu"/"cuda", a mg.device
     is_leaf = property(lambda self: self.creator is None)
     grad_fn = property(lambda self: self.creator)      # PyTorch's name for the Function that made it
     T = property(lambda self: self.transpose())
@@ -106,16 +111,19 @@ class Tensor:
         if backend.is_cupy_array(self.array):
             backend.refuse_during_capture(call, backend.HOST_READ)
 
-    def to(self, device=None, dtype=None):
-        """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes."""
+    def to(self, device=None, dtype=None, non_blocking=False, copy=False):
+        """A tensor on `device` ("cpu"/"cuda") and/or of `dtype`; differentiable, returns self if nothing changes.
+        to(other) takes other's device and dtype; non_blocking is accepted (copies are synchronous)."""
         x = self
+        if isinstance(device, Tensor):
+            device, dtype = device.device, device.dtype
         if isinstance(device, (np.dtype, type)) and dtype is None:
             device, dtype = None, device
         if device is not None and backend.check_device(device) != self.device:
             x = F.to_device(x, backend.check_device(device))
         if dtype is not None and np.dtype(dtype) != x.dtype:
             x = F.cast(x, dtype)
-        return x
+        return x.clone() if copy and x is self else x
 
     def cpu(self):
         return self.to('cpu')
@@ -134,8 +142,10 @@ class Tensor:
 
     # ---- autograd ------------------------------------------------------
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.array)
+        """The same data, cut from the graph (sharing the version counter, as in PyTorch)."""
+        t = Tensor(self.array)
+        t._vc = self._version_counter()
+        return t
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in 'fc':
@@ -163,10 +173,6 @@ class Tensor:
                 # broadcast view, or shared with another leaf or with the caller's `grad`
                 leaf.grad = Tensor(g.array.copy()) if leaf.grad is None else leaf.grad + g
                 leaf.grad._made_by_backward = True
-
-    def zero_(self):
-        self.array[...] = 0
-        return self
 
     # ---- arithmetic ----------------------------------------------------
     def __add__(self, other): return F.add(self, other)
@@ -205,6 +211,7 @@ class Tensor:
                                'gradient: build a new tensor, or assign under mg.no_grad()')
         index = index.array if isinstance(index, Tensor) else index
         self.array[index] = value.array if isinstance(value, Tensor) else value
+        self._version_counter()[0] += 1
 
     # ---- methods -------------------------------------------------------
     def exp(self): return F.exp(self)

@@ -269,3 +269,20 @@ def prelu(x, weight):
         raise ValueError(f'prelu: a weight of {c} slopes needs an input with {c} channels on axis 1, '
                          f'got shape {x.shape}')
     return PReLU()(x, weight)
+
+
+def dropout2d(x, p=0.5, training=True):
+    """Zero each whole channel (an (H, W) plane) with probability p, scale the others by 1 / (1 - p).
+
+    Input (N, C, H, W), or (C, H, W); the mask is drawn from minigan.random.generator()."""
+    _check_tensor(x, 'dropout2d')
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f'dropout probability has to be between 0 and 1, but got {p}')
+    if x.ndim not in (3, 4):
+        raise ValueError(f'dropout2d takes (N, C, H, W) or (C, H, W) input, got shape {x.shape}')
+    if not training or p == 0:
+        return x
+    planes = x.shape[:-2] + (1, 1)
+    keep = generator().random(planes) < 1 - p
+    mask = np.zeros(planes, x.dtype) if p == 1 else keep.astype(x.dtype) / x.dtype.type(1 - p)
+    return x * Tensor(to_device(mask, x.device))

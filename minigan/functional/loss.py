@@ -1,7 +1,9 @@
 """Losses, composed from differentiable ops (so each is twice differentiable):
-cross_entropy, nll_loss, binary_cross_entropy_with_logits, binary_cross_entropy, mse_loss.
+cross_entropy, nll_loss, binary_cross_entropy_with_logits, binary_cross_entropy, mse_loss, l1_loss.
 
-Each takes reduction='mean' (the default), 'sum' or 'none', as in PyTorch.
+PyTorch's signatures: each takes reduction='mean' (the default), 'sum' or 'none'; the
+class losses take per-class `weight` and `ignore_index`, the binary ones an elementwise `weight`.
+The deprecated size_average/reduce flags are read as PyTorch reads them.
 """
 import warnings
 
@@ -10,7 +12,7 @@ import numpy as np
 from ..backend import get_array_module, to_device
 from ..tensor import Tensor, as_tensor
 from .activation import log_softmax, softplus
-from .math import log
+from .math import abs, log
 from .shape import getitem
 
 _REDUCTIONS = ('mean', 'sum', 'none')
@@ -22,6 +24,15 @@ def _reduce(loss, reduction):
     if reduction == 'sum':
         return loss.sum()
     return loss
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """PyTorch's old flags: reduce=False gives 'none', else size_average=False gives 'sum'."""
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return 'none'
+    return 'sum' if size_average is False else 'mean'
 
 
 def _check_reduction(reduction, op):
@@ -54,8 +65,9 @@ def _target_like(target, x, op):
     return target.to(x.device, x.dtype)
 
 
-def _labels(labels, n, classes, device, op):
-    """Class-index labels as an int64 array on `device`, checked against (N,) and [0, classes)."""
+def _labels(labels, n, classes, device, op, ignore_index=-100):
+    """Class-index labels as an int64 array on `device`, checked against (N,) and [0, classes)
+    (rows labelled ignore_index are not checked)."""
     if isinstance(labels, Tensor):
         labels = labels.array
     elif not hasattr(labels, 'dtype'):
@@ -65,8 +77,9 @@ def _labels(labels, n, classes, device, op):
     if labels.shape != (n,):
         raise ValueError(f'{op}: labels must have shape ({n},), one class index per row of the input, '
                          f'got {tuple(labels.shape)}')
-    if n:
-        lo, hi = int(labels.min()), int(labels.max())
+    kept = labels[labels != ignore_index]
+    if kept.size:
+        lo, hi = int(kept.min()), int(kept.max())
         if lo < 0 or hi >= classes:
             bad = lo if lo < 0 else hi
             raise IndexError(f'{op}: label {bad} is out of range for {classes} classes: '
@@ -74,46 +87,107 @@ def _labels(labels, n, classes, device, op):
     return to_device(labels.astype(np.int64, copy=False), device)
 
 
-def nll_loss(log_probs, labels, reduction='mean'):
-    """-log_probs[i, labels[i]], for (N, C) log-probabilities and (N,) class indices."""
-    _check_input(log_probs, 'nll_loss')
+def _class_weights(weight, labels, ignore_index, x, op):
+    """Per-row weights weight[label] (1 without weight), 0 on ignored rows; None when all are 1."""
+    ignored = labels == ignore_index
+    if weight is None and not bool(ignored.any()):
+        return None
+    xp = get_array_module(labels)
+    safe = xp.where(ignored, 0, labels)
+    if weight is None:
+        w = xp.ones(labels.shape, x.dtype)
+    else:
+        w = to_device(weight.array if isinstance(weight, Tensor) else np.asarray(weight), x.device)
+        if w.shape != (x.shape[1],):
+            raise ValueError(f'{op}: weight must have one entry per class, shape ({x.shape[1]},), '
+                             f'got {tuple(w.shape)}')
+        w = w.astype(x.dtype)[safe]
+    return Tensor(w * (~ignored)), safe
+
+
+def _weighted_reduce(loss, row_weights, reduction):
+    """PyTorch's rule for class weights: 'mean' divides by the sum of the rows' weights."""
+    if row_weights is None:
+        return _reduce(loss, reduction)
+    loss = loss * row_weights
+    if reduction == 'mean':
+        return loss.sum() / row_weights.sum()
+    return _reduce(loss, reduction)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction='mean'):
+    """-input[i, target[i]] (times weight[target[i]]), for (N, C) log-probabilities and (N,) class indices."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_input(input, 'nll_loss')
     _check_reduction(reduction, 'nll_loss')
-    if log_probs.ndim != 2:
-        raise ValueError(f'nll_loss takes (N, C) log-probabilities, got shape {log_probs.shape}')
-    n, c = log_probs.shape
-    labels = _labels(labels, n, c, log_probs.device, 'nll_loss')
+    if input.ndim != 2:
+        raise ValueError(f'nll_loss takes (N, C) log-probabilities, got shape {input.shape}')
+    n, c = input.shape
+    labels = _labels(target, n, c, input.device, 'nll_loss', ignore_index)
     rows = get_array_module(labels).arange(n)
-    return _reduce(-getitem(log_probs, (rows, labels)), reduction)
+    weighted = _class_weights(weight, labels, ignore_index, input, 'nll_loss')
+    if weighted is None:
+        return _reduce(-getitem(input, (rows, labels)), reduction)
+    row_weights, safe = weighted
+    return _weighted_reduce(-getitem(input, (rows, safe)), row_weights, reduction)
 
 
-def cross_entropy(logits, labels, reduction='mean'):
-    """log_softmax then nll_loss: logits (N, C), labels (N,) int class indices. Stable for any logits."""
-    _check_input(logits, 'cross_entropy', 'logits')
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction='mean', label_smoothing=0.0):
+    """log_softmax then nll_loss: input (N, C) logits, target (N,) class indices. Stable for any logits.
+
+    label_smoothing=e mixes in, with weight e, the mean over classes of -log p (PyTorch's rule)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_input(input, 'cross_entropy', 'logits')
     _check_reduction(reduction, 'cross_entropy')
-    if logits.ndim != 2:
-        raise ValueError(f'cross_entropy takes (N, C) logits, got shape {logits.shape}')
-    return nll_loss(log_softmax(logits, 1), labels, reduction)
+    if input.ndim != 2:
+        raise ValueError(f'cross_entropy takes (N, C) logits, got shape {input.shape}')
+    log_p = log_softmax(input, 1)
+    if not label_smoothing:
+        return nll_loss(log_p, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if weight is not None:
+        raise NotImplementedError('cross_entropy: label_smoothing together with weight is not supported; '
+                                  'pass one of them')
+    nll = nll_loss(log_p, target, ignore_index=ignore_index, reduction='none')
+    labels = _labels(target, *input.shape, input.device, 'cross_entropy', ignore_index)
+    kept = Tensor((labels != ignore_index).astype(input.dtype))
+    smooth = -log_p.mean(axis=1) * kept
+    loss = nll * (1 - label_smoothing) + smooth * label_smoothing
+    if reduction == 'mean':
+        return loss.sum() / kept.sum()
+    return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(logits, targets, reduction='mean'):
-    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = softplus(x) - x t: finite for any x."""
-    _check_input(logits, 'binary_cross_entropy_with_logits', 'logits')
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction='mean', pos_weight=None):
+    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = softplus(x) - x t: finite for any x.
+    With pos_weight: (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_input(input, 'binary_cross_entropy_with_logits', 'logits')
     _check_reduction(reduction, 'binary_cross_entropy_with_logits')
-    targets = _target_like(targets, logits, 'binary_cross_entropy_with_logits')
-    return _reduce(softplus(logits) - logits * targets, reduction)
+    target = _target_like(target, input, 'binary_cross_entropy_with_logits')
+    if pos_weight is None:
+        loss = softplus(input) - input * target
+    else:
+        log_weight = (_as_target(pos_weight, input) - 1) * target + 1
+        loss = (1 - target) * input + log_weight * softplus(-input)
+    return _reduce(loss if weight is None else loss * _as_target(weight, input), reduction)
 
 
-def binary_cross_entropy(probs, targets, reduction='mean'):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction='mean'):
     """-[t log p + (1 - t) log(1 - p)] for probabilities p in [0, 1]; each log clamped at -100, as torch.
     Prefer binary_cross_entropy_with_logits on logits: it is stable."""
-    _check_input(probs, 'binary_cross_entropy', 'probs')
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_input(input, 'binary_cross_entropy', 'probs')
     _check_reduction(reduction, 'binary_cross_entropy')
-    targets = _target_like(targets, probs, 'binary_cross_entropy')
-    if probs.numel() and (float(probs.array.min()) < 0 or float(probs.array.max()) > 1):
+    target = _target_like(target, input, 'binary_cross_entropy')
+    if input.numel() and (float(input.array.min()) < 0 or float(input.array.max()) > 1):
         raise ValueError('binary_cross_entropy: all elements of input should be between 0 and 1 '
                          '(pass logits to binary_cross_entropy_with_logits instead)')
-    log_p, log_q = _clamped_log(probs), _clamped_log(1 - probs)
-    return _reduce(-(targets * log_p + (1 - targets) * log_q), reduction)
+    log_p, log_q = _clamped_log(input), _clamped_log(1 - input)
+    loss = -(target * log_p + (1 - target) * log_q)
+    return _reduce(loss if weight is None else loss * _as_target(weight, input), reduction)
 
 
 def _clamped_log(p):
@@ -123,13 +197,26 @@ def _clamped_log(p):
     return log(p * (1 - mask) + mask) - 100 * mask
 
 
-def mse_loss(input, target, reduction='mean'):
-    """(input - target)², reduced. Shapes should match; broadcasting is allowed with a warning, as torch."""
-    _check_input(input, 'mse_loss')
-    _check_reduction(reduction, 'mse_loss')
+def _difference(input, target, op):
+    """input - target. Shapes should match; broadcasting is allowed with a warning, as torch."""
+    _check_input(input, op)
     target = _as_target(target, input)
     if target.shape != input.shape:
-        warnings.warn(f'mse_loss: target size {target.shape} differs from input size {input.shape}; they will '
-                      'be broadcast, which is likely a mistake: make the shapes equal', UserWarning, stacklevel=2)
-    diff = input - target
+        warnings.warn(f'{op}: target size {target.shape} differs from input size {input.shape}; they will '
+                      'be broadcast, which is likely a mistake: make the shapes equal', UserWarning, stacklevel=3)
+    return input - target
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction='mean'):
+    """(input - target)², reduced."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, 'mse_loss')
+    diff = _difference(input, target, 'mse_loss')
     return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction='mean'):
+    """|input - target|, reduced (gradient sign(input - target), 0 where they are equal)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, 'l1_loss')
+    return _reduce(abs(_difference(input, target, 'l1_loss')), reduction)

@@ -16,3 +16,11 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f'p={self.p}, inplace={self.inplace}'
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels with probability p in training (for conv features); scales the rest by 1/(1-p)."""
+
+    def forward(self, x):
+        from .. import functional as F
+        return F.dropout2d(x, self.p, self.training)
