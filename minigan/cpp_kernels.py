@@ -17,6 +17,7 @@ import numpy as np
 from . import cpu_ext, reference
 
 CHANNELS_LAST = True
+_FLOATS = (np.float32, np.float64)          # the dtypes the extension computes in; others go to the reference
 _cpu = cpu_ext.ext()        # minigan._cpu, or None where it was not built (then kernels.py never picks these)
 
 
@@ -101,11 +102,15 @@ def _inplace_ok(*arrays):
 
 
 def leaky_relu(x, slope):
+    if x.dtype not in _FLOATS:
+        return reference.leaky_relu(x, slope)
     xb, xn = _act(x, x.dtype)
     return _nchw(_cpu.leaky_relu(xb, float(slope)), xn)
 
 
 def leaky_relu_grad(gy, x, slope):
+    if x.dtype not in _FLOATS:
+        return reference.leaky_relu_grad(gy, x, slope)
     xb, xn = _act(x, x.dtype)
     return _nchw(_cpu.leaky_relu_grad(_like(gy, xn, x.dtype), xb, float(slope)), xn)
 
@@ -122,7 +127,7 @@ def channel_sum(x):
 def add_channel_bias(y, b):
     """y += b.reshape(1, -1, 1, 1) in place, for a conv's fresh output (NCHW, or an NCHW view of NHWC)."""
     t = _nhwc(y)
-    if y.dtype not in (np.float32, np.float64) or not y.flags.writeable or (t is None and not y.flags.c_contiguous):
+    if y.dtype not in _FLOATS or not y.flags.writeable or (t is None and not y.flags.c_contiguous):
         return reference.add_channel_bias(y, b)
     if t is not None:
         _cpu.add_channel_bias(t.reshape(-1, t.shape[3]), np.ascontiguousarray(b, y.dtype), True)
@@ -138,6 +143,8 @@ def _vec(v, dt):
 def batch_norm_forward(x, weight, bias, eps):
     """(y, mean, biased var, invstd) of training-mode batch norm over channel axis 1."""
     dt = x.dtype
+    if dt not in _FLOATS:
+        return reference.batch_norm_forward(x, weight, bias, eps)
     t = _nhwc(x)
     if t is not None:
         y, mean, var, invstd = _cpu.batch_norm_forward_nhwc(
@@ -149,6 +156,8 @@ def batch_norm_forward(x, weight, bias, eps):
 def batch_norm_backward(x, weight, g, mean, invstd):
     """(gx, gw, gb) of training-mode batch norm."""
     dt = x.dtype
+    if dt not in _FLOATS:
+        return reference.batch_norm_backward(x, weight, g, mean, invstd)
     t = _nhwc(x)
     if t is not None:
         gt = _like(g, True, dt)
@@ -185,7 +194,7 @@ def max_pool2d(x, kernel, stride, padding):
     """(y, arg): the window maxima and the offset (i * kw + j) of each one, as the reference computes them.
     The argmax is a uint8: windows of 256 offsets or more go to the reference (int32 offsets)."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    if kh * kw >= 256:
+    if kh * kw >= 256 or x.dtype not in _FLOATS:
         return reference.max_pool2d(x, kernel, stride, padding)
     t = _nhwc(x)
     if t is not None:
@@ -196,7 +205,7 @@ def max_pool2d(x, kernel, stride, padding):
 
 def max_pool2d_grad(gy, arg, hw, kernel, stride, padding):
     """gx: each gy added at its window's argmax (uint8 offsets; other argmax arrays go to the reference)."""
-    if arg.dtype != np.uint8:
+    if arg.dtype != np.uint8 or gy.dtype not in _FLOATS:
         return reference.max_pool2d_grad(gy, arg, hw, kernel, stride, padding)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     t = _nhwc(arg)

@@ -236,9 +236,12 @@ def get_kernel_backend(op='conv2d_forward'):
     return _choice[op]
 
 
-def chosen(op):
-    """The function that computes `op` on NumPy arrays now: a cell of CPU."""
-    return _cpu[op]
+def chosen(op, like=None):
+    """The function that computes `op` now (a cell of the table): for NumPy arrays, or for arrays
+    like `like` (a CuPy array: a cell of GPU)."""
+    if like is None or isinstance(like, np.ndarray):
+        return _cpu[op]
+    return _gpu(op, like.dtype)
 
 
 @contextlib.contextmanager
