@@ -12,8 +12,8 @@ Kernel backends:
     cuda   minigan's CUDA kernels (kernels/*.cu, launched by cuda_kernels.py), for CuPy arrays
     cupy   the reference run on CuPy arrays
     auto   the default, the same on every run: on the CPU cpp where the extension is built,
-           else numba for the fused ops and the reference for the convolutions (numba's
-           convolutions are slower than the reference's one big BLAS GEMM: bench/RESULTS.md),
+           else numba for the fused ops and the reference for the convolutions (on most model
+           layers the reference's one big BLAS GEMM beats numba's loops: bench/RESULTS.md),
            else numpy; on the GPU cuda where the kernels load and take the dtype, else cupy
     tune   opt-in: the conv primitives time every CPU candidate on the first call of each shape
            and keep the fastest, printing each pick (minigan.tune(), or MINIGAN_TUNE=1)
@@ -23,7 +23,7 @@ An empty cell (None) is an op that backend has no kernel for: the reference runs
     minigan.set_kernel_backend('numpy')                   # every op
     minigan.set_kernel_backend('numba', ops=['leaky_relu'])
     with minigan.kernel_backend('numpy'): ...             # for a block
-    MINIGAN_KERNELS=numpy python -m minigan.train ...     # from the environment
+    MINIGAN_KERNELS=numpy python -m pytest                # from the environment
 The old names set_conv_backend, get_conv_backend, conv_backend and MINIGAN_CONV still work.
 """
 import contextlib
@@ -35,6 +35,8 @@ import warnings
 
 import numpy as np
 
+# the columns' modules: minigan's cpp_kernels.py, numba_kernels.py (numba itself is imported when a
+# loop first runs), cuda_kernels.py, and the references reference.py and functional/im2col.py
 from . import cpp_kernels as cpp, cpu_ext, cuda_kernels as cuda, numba_kernels as numba, reference as ref
 from .backend import cuda_available, cupy_or_raise
 from .functional import im2col
@@ -188,15 +190,25 @@ _cpu = {}           # op -> the CPU implementation that _choice picks from CPU
 _gpu_cache = {}     # (op, dtype) -> the GPU implementation, filled on the first CuPy array
 
 
+def _auto_column(op):
+    """auto's rule on the CPU: cpp where the extension is built; else numba for the fused ops (for the
+    convolutions the reference's one BLAS GEMM beats numba's loops on most layers: bench/RESULTS.md);
+    else numpy."""
+    names = available_backends()
+    if 'cpp' in names:
+        return 'cpp'
+    if 'numba' in names and op not in CONV_OPS:
+        return 'numba'
+    return 'numpy'
+
+
 def _cpu_implementation(op, backend):
-    """The function of CPU's row `op` that `backend` runs (auto's rule where backend is auto or a GPU one)."""
-    row = CPU[op]
+    """The cell of CPU's row `op` that `backend` runs: auto's column for auto, for tune's fused ops and
+    for a GPU backend; the reference where the column is empty."""
     if backend == 'tune' and op in CONV_OPS:
         return _Tuned(op)
-    if backend not in CPU_COLUMNS:                          # auto, tune, or a GPU backend
-        names = available_backends()
-        backend = 'cpp' if 'cpp' in names else 'numba' if 'numba' in names and op not in CONV_OPS else 'numpy'
-    return row[CPU_COLUMNS.index(backend)] or row[-1]
+    column = backend if backend in CPU_COLUMNS else _auto_column(op)
+    return CPU[op][CPU_COLUMNS.index(column)] or CPU[op][-1]
 
 
 def _gpu(op, dtype):
@@ -327,10 +339,12 @@ def _backend_from_environment():
 # ---- tune: the measured choice, per shape --------------------------------------------------------
 
 class _Tuned:
-    """A conv primitive under tune: on the first call with new shapes, every available CPU
-    implementation runs it (a warm-up call each, then three rounds taking turns, best time kept,
-    on one thread so that the thread pools do not disturb each other's timings); the fastest is
-    kept for those shapes and printed. The reference must win by 25% over a compiled kernel."""
+    """A conv primitive under tune: on the first call with new shapes, each candidate runs it (a
+    warm-up call each, then three rounds taking turns, best time kept, on one thread so that the
+    thread pools do not disturb each other's timings); the fastest is kept for those shapes and
+    printed. The candidates: cpp and the reference, or numba and the reference without the
+    extension (numba's convolutions never beat cpp's: bench/RESULTS.md). The reference must win
+    by 25% over a compiled kernel."""
 
     def __init__(self, op):
         self.op, self.picks = op, {}
@@ -343,7 +357,8 @@ class _Tuned:
         return fn(*args)
 
     def _fastest(self, args, repeats=3):
-        names = [n for n in CPU_COLUMNS if n in available_backends() and CPU[self.op][CPU_COLUMNS.index(n)]]
+        names = available_backends()
+        names = [n for n in CPU_COLUMNS if n in names and not (n == 'numba' and 'cpp' in names)]
         fns = {n: CPU[self.op][CPU_COLUMNS.index(n)] for n in names}
         best = dict.fromkeys(fns, float('inf'))
         threads = cpu_ext.get_num_threads()
