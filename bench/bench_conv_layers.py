@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from minigan import cpu_ext, kernels
+from minigan import cpu_ext, kernel_table
 
 THREADS = int(os.environ.get('MINIGAN_BENCH_THREADS', '2'))
 BATCH = 64
@@ -68,10 +68,10 @@ def _conv_shapes(kind, x_shape, w_shape, stride, pad):
 
 def _minigan_call(backend, kind, prim, xs, ws, ys, s, p, arrays):
     """A closure running one primitive of the layer on `backend` (or None if it is not available)."""
-    if backend not in kernels.available_backends():
+    if backend not in kernel_table.available_backends():
         return None
-    column = kernels.CPU_COLUMNS.index(backend)
-    forward, backward_data, backward_weight = (kernels.CPU[op][column] for op in kernels.CONV_OPS)
+    column = kernel_table.CPU_COLUMNS.index(backend)
+    forward, backward_data, backward_weight = (kernel_table.CPU[op][column] for op in kernel_table.CONV_OPS)
     x, w, y = arrays['x'], arrays['w'], arrays['y']
     sp, pp = (s, s), (p, p)
     # the layer's primitive -> the conv primitive that computes it

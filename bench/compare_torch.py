@@ -219,10 +219,10 @@ def _classifier_step(lib, net, x, y, device='cpu'):
 # ---- measuring ------------------------------------------------------------------------------------
 
 def conv_flops(step):
-    """FLOPs of the conv GEMMs in one step, counted at minigan.kernels' conv functions (2 M N K per primitive)."""
-    from minigan import kernels
+    """FLOPs of the conv GEMMs in one step, counted at minigan.kernel_table's conv functions (2 M N K per primitive)."""
+    from minigan import kernel_table
     total = [0]
-    saved = {op: getattr(kernels, op) for op in kernels.CONV_OPS}
+    saved = {op: getattr(kernel_table, op) for op in kernel_table.CONV_OPS}
 
     def counting(op):
         def wrapped(*args, **kw):
@@ -238,13 +238,13 @@ def conv_flops(step):
                 total[0] += 2 * gy.size * int(np.prod(w_shape[1:]))
             return out
         return wrapped
-    for op in kernels.CONV_OPS:
-        setattr(kernels, op, counting(op))
+    for op in kernel_table.CONV_OPS:
+        setattr(kernel_table, op, counting(op))
     try:
         step()
     finally:
         for op, fn in saved.items():
-            setattr(kernels, op, fn)
+            setattr(kernel_table, op, fn)
     return total[0]
 
 

@@ -1,4 +1,4 @@
-"""The C++ column of kernels.py's table: thin wrappers over the extension minigan._cpu (csrc/).
+"""The C++ column of kernel_table.py's table: thin wrappers over the extension minigan._cpu (csrc/).
 
 Each function takes the arguments of its NumPy reference (functional/im2col.py, reference.py)
 and gives the same result. The extension takes C-contiguous float32/float64 arrays of one
@@ -18,7 +18,7 @@ from . import cpu_ext, reference
 
 CHANNELS_LAST = True
 _FLOATS = (np.float32, np.float64)          # the dtypes the extension computes in; others go to the reference
-_cpu = cpu_ext.ext()        # minigan._cpu, or None where it was not built (then kernels.py never picks these)
+_cpu = cpu_ext.ext()        # minigan._cpu, or None where it was not built (then kernel_table.py never picks these)
 
 
 def _nhwc(a):
@@ -95,7 +95,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding):
 
 def _inplace_ok(*arrays):
     """In-place kernels need C-contiguous, writeable arrays of one float dtype (else they return False,
-    and kernels.py runs the reference)."""
+    and kernel_table.py runs the reference)."""
     dt = arrays[0].dtype
     return dt in (np.float32, np.float64) and all(
         a.dtype == dt and a.flags.c_contiguous and a.flags.writeable for a in arrays)

@@ -1,4 +1,4 @@
-"""The numba column of kernels.py's table: im2col / col2im and the fused ops as JIT-compiled loops.
+"""The numba column of kernel_table.py's table: im2col / col2im and the fused ops as JIT-compiled loops.
 
 Each function takes the arguments of its NumPy reference (functional/im2col.py, reference.py)
 and gives the same result. Same layout as the reference: the column matrix is channels

@@ -3,7 +3,7 @@ kernels replace, and that tests/test_kernel_table.py checks each of them against
 
 The convolution's reference is functional/im2col.py. These work on raw arrays, NumPy or
 CuPy (the array module is read from the input), so on the GPU they are the 'cupy' column
-of kernels.py's table. Each computes exactly what the op that calls it needs:
+of kernel_table.py's table. Each computes exactly what the op that calls it needs:
 
     leaky_relu(x, slope) -> y                      max(x, 0) for slope 0 (NaN stays NaN)
     leaky_relu_grad(gy, x, slope) -> gx            gy * (1 if x > 0 else slope)

@@ -17,10 +17,10 @@ import pytest
 
 import minigan as mg
 import minigan.nn.functional as F
-from minigan import cpp_kernels, kernels, numba_kernels, optim
+from minigan import cpp_kernels, kernel_table, numba_kernels, optim
 from minigan.functional import im2col as ref
 
-FAST = [b for b in ('cpp', 'numba') if b in kernels.available_backends()]
+FAST = [b for b in ('cpp', 'numba') if b in kernel_table.available_backends()]
 fast_backend = pytest.mark.parametrize('backend', FAST or [pytest.param('none', marks=pytest.mark.skip(
     reason='neither the C++ extension nor numba is available'))])
 
@@ -89,7 +89,7 @@ def test_conv_primitives_take_non_contiguous_inputs(backend):
           np.float32)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('batch', [9, 1])
 def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
@@ -120,7 +120,7 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 def test_cpp_matmul_split_over_threads_matches_numpy(threads):
     """Tall products (over 1M multiply-adds) split by rows, wide ones by columns, small ones serial,
@@ -141,7 +141,7 @@ def test_cpp_matmul_split_over_threads_matches_numpy(threads):
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_im2col_col2im_and_transpose_match_reference():
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -158,7 +158,7 @@ def test_cpp_im2col_col2im_and_transpose_match_reference():
     close(b, (a[0].astype(np.float64) @ a[1].T.astype(np.float64)).astype(np.float32), np.float32)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_results_are_channels_last_views_with_reference_values():
     """The C++ conv returns NCHW-shaped views of NHWC memory, which the other kernels take as they are."""
     from minigan import cpp_kernels
@@ -183,7 +183,7 @@ def test_cpp_results_are_channels_last_views_with_reference_values():
           cpp_kernels.max_pool2d_grad(g, argc, (7, 6), (2, 2), (2, 2), (0, 0)), np.float32)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_conv_rejects_mismatched_shapes():
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -299,7 +299,7 @@ def test_backend_names_and_errors():
 
 
 def test_unavailable_backend_is_refused_with_a_reason(monkeypatch):
-    monkeypatch.setattr(kernels, 'available_backends', lambda: ['numpy'])
+    monkeypatch.setattr(kernel_table, 'available_backends', lambda: ['numpy'])
     with pytest.raises(RuntimeError, match='not available'):
         mg.set_conv_backend('cpp')
 
@@ -315,13 +315,13 @@ def test_tune_measures_once_per_shape_prints_its_pick_and_matches_reference(caps
         assert mg.get_kernel_backend('conv2d_forward') == 'tune'
         assert mg.get_kernel_backend('adam_step') == 'auto'             # only the conv primitives are tuned
         capsys.readouterr()
-        y = kernels.conv2d_forward(x, w, (1, 1), (1, 1))
-        kernels.conv2d_forward(x, w, (1, 1), (1, 1))
-        kernels.conv2d_forward(x2, w, (1, 1), (1, 1))
+        y = kernel_table.conv2d_forward(x, w, (1, 1), (1, 1))
+        kernel_table.conv2d_forward(x, w, (1, 1), (1, 1))
+        kernel_table.conv2d_forward(x2, w, (1, 1), (1, 1))
         lines = capsys.readouterr().err.splitlines()
         assert len(lines) == 2 and all(line.startswith('minigan.tune: conv2d_forward ') for line in lines), lines
         picks = {line.split(' -> ')[1].split()[0] for line in lines}
-        assert picks <= set(kernels.available_backends())
+        assert picks <= set(kernel_table.available_backends())
         close(y, ref.conv2d_forward(x, w, 1, 1), np.float64)
         mg.tune(False)
         assert mg.get_kernel_backend('conv2d_forward') == 'auto'
@@ -351,12 +351,12 @@ def test_missing_extension_warns_once_and_falls_back():
         warnings.simplefilter('always')
         with warnings.catch_warnings(record=True) as caught:
             import numpy as np, minigan as mg, minigan.nn.functional as F
-            from minigan import kernels
-            names = kernels.available_backends()
+            from minigan import kernel_table
+            names = kernel_table.available_backends()
             x = mg.tensor(np.ones((1, 1, 4, 4), np.float32))
             y = F.conv2d(x, mg.tensor(np.ones((1, 1, 3, 3), np.float32)))
             F.leaky_relu(y, 0.2)
-            kernels.available_backends()
+            kernel_table.available_backends()
         n = sum('C++ kernels' in str(w.message) for w in caught)
         print('cpp' in names, n, float(y.numpy().sum()))
     """)
@@ -378,7 +378,7 @@ def test_set_num_threads():
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('mode', ['blas', 'own_sgemm', 'builtin_loops'])
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 def test_cpp_gemm_paths_agree_with_reference(mode, dtype):
@@ -458,7 +458,7 @@ DIRECT_SHAPES = [
 ]
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('shape', DIRECT_SHAPES, ids=str)
 def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):

@@ -1,4 +1,4 @@
-"""kernels.py's table: a NumPy reference for every op, every fast cell against it, and the path
+"""kernel_table.py's table: a NumPy reference for every op, every fast cell against it, and the path
 a call takes from an op to its kernel.
 
 Hop counts are measured with sys.setprofile: a 'call' event of a Python function in a minigan
@@ -16,7 +16,7 @@ import pytest
 
 import minigan as mg
 import minigan.nn.functional as F
-from minigan import kernels, reference
+from minigan import kernel_table, reference
 from minigan.functional import im2col
 
 MINIGAN_DIR = os.path.dirname(mg.__file__) + os.sep
@@ -37,14 +37,14 @@ def close(a, b):
 # ---- the table -----------------------------------------------------------------------------------
 
 def test_every_op_has_a_numpy_reference_in_the_last_column():
-    assert set(kernels.GPU) == set(kernels.CPU) == set(kernels.OPS)
-    for op, row in kernels.CPU.items():
-        assert len(row) == len(kernels.CPU_COLUMNS) and kernels.CPU_COLUMNS[-1] == 'numpy'
+    assert set(kernel_table.GPU) == set(kernel_table.CPU) == set(kernel_table.OPS)
+    for op, row in kernel_table.CPU.items():
+        assert len(row) == len(kernel_table.CPU_COLUMNS) and kernel_table.CPU_COLUMNS[-1] == 'numpy'
         reference_fn = row[-1]
         assert reference_fn.__module__ in ('minigan.functional.im2col', 'minigan.reference'), op
         assert reference_fn.__name__ == op                      # the reference is named for its op
-        assert kernels.GPU[op][-1] is reference_fn              # and runs on CuPy arrays as it is
-        for name, cell in zip(kernels.CPU_COLUMNS, row):
+        assert kernel_table.GPU[op][-1] is reference_fn              # and runs on CuPy arrays as it is
+        for name, cell in zip(kernel_table.CPU_COLUMNS, row):
             assert cell is None or (callable(cell) and cell.__name__ == op), (op, name)
 
 
@@ -55,7 +55,7 @@ def test_ops_call_named_kernels_and_nothing_looks_kernels_up_by_string():
         text = open(path).read()
         assert 'dispatch.kernel(' not in text, path
         assert 'reference_kernels' not in text, path
-    for module in ('kernels.py', 'cpp_kernels.py', 'numba_kernels.py', 'reference.py'):
+    for module in ('kernel_table.py', 'cpp_kernels.py', 'numba_kernels.py', 'reference.py'):
         assert 'getattr(' not in open(os.path.join(MINIGAN_DIR, module)).read(), module
     assert not os.path.exists(os.path.join(MINIGAN_DIR, 'reference_kernels.py'))
 
@@ -105,8 +105,8 @@ def _arguments(op, dtype, rng):
     raise AssertionError(f'no test arguments for {op}: add them here')
 
 
-FAST_CELLS = [(op, name) for op, row in kernels.CPU.items()
-              for name, cell in zip(kernels.CPU_COLUMNS[:-1], row) if cell is not None]
+FAST_CELLS = [(op, name) for op, row in kernel_table.CPU.items()
+              for name, cell in zip(kernel_table.CPU_COLUMNS[:-1], row) if cell is not None]
 
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
@@ -114,9 +114,9 @@ FAST_CELLS = [(op, name) for op, row in kernels.CPU.items()
 def test_every_fast_cell_matches_the_reference(op, backend, dtype):
     """Each C++/numba cell against the reference of its row, on the same arguments: results and
     every array the kernel updates in place."""
-    if backend not in kernels.available_backends():
+    if backend not in kernel_table.available_backends():
         pytest.skip(f'the {backend} backend is not available here')
-    fast, ref = kernels.CPU[op][kernels.CPU_COLUMNS.index(backend)], kernels.CPU[op][-1]
+    fast, ref = kernel_table.CPU[op][kernel_table.CPU_COLUMNS.index(backend)], kernel_table.CPU[op][-1]
     args = _arguments(op, dtype, np.random.default_rng(21))
     got_args, want_args = ([a.copy(order='K') if isinstance(a, np.ndarray) else a for a in args] for _ in range(2))
     got, want = fast(*got_args), ref(*want_args)
@@ -145,17 +145,17 @@ def test_the_default_is_a_fixed_rule():
     """auto: the C++ kernels where built; else numba's fused kernels and the reference's convolutions;
     else the reference. The same cells on every run, chosen without running anything."""
     r = _python('''
-        from minigan import kernels
-        print(' '.join(f'{op}={kernels.chosen(op).__module__}' for op in kernels.OPS))
+        from minigan import kernel_table
+        print(' '.join(f'{op}={kernel_table.chosen(op).__module__}' for op in kernel_table.OPS))
     ''')
     assert r.returncode == 0, r.stderr
     chosen = dict(item.split('=') for item in r.stdout.split())
-    names = kernels.available_backends()
-    for op in kernels.OPS:
-        row = kernels.CPU[op]
+    names = kernel_table.available_backends()
+    for op in kernel_table.OPS:
+        row = kernel_table.CPU[op]
         if 'cpp' in names:
             want = row[0]
-        elif 'numba' in names and op not in kernels.CONV_OPS and row[1] is not None:
+        elif 'numba' in names and op not in kernel_table.CONV_OPS and row[1] is not None:
             want = row[1]
         else:
             want = row[-1]
@@ -166,9 +166,9 @@ def test_the_default_is_a_fixed_rule():
 def test_environment_names_the_kernel_backend(var):
     r = _python('''
         import minigan as mg
-        from minigan import kernels
+        from minigan import kernel_table
         print(mg.get_kernel_backend('leaky_relu'), mg.get_conv_backend('conv2d_forward'),
-              kernels.chosen('conv2d_forward').__module__)
+              kernel_table.chosen('conv2d_forward').__module__)
     ''', **{var: 'numpy'})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ['numpy', 'numpy', 'minigan.functional.im2col']
@@ -240,10 +240,10 @@ def test_a_steady_state_call_reaches_the_numpy_reference_in_four_calls():
         run()
         chain = _chain_to(im2col.conv2d_forward, run)
     assert chain[0].endswith(':__call__') and chain[1:] == [
-        'functional/conv.py:forward', 'kernels.py:conv2d_forward', 'functional/im2col.py:conv2d_forward'], chain
+        'functional/conv.py:forward', 'kernel_table.py:conv2d_forward', 'functional/im2col.py:conv2d_forward'], chain
 
 
-@pytest.mark.skipif('cpp' not in kernels.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_a_steady_state_call_reaches_the_cpp_entry_point_in_five_calls():
     from minigan import cpu_ext
     run = _conv_call()
@@ -251,7 +251,7 @@ def test_a_steady_state_call_reaches_the_cpp_entry_point_in_five_calls():
         run()
         chain = _chain_to(cpu_ext.ext().conv2d_forward, run)
     assert chain[0].endswith(':__call__') and chain[1:] == [
-        'functional/conv.py:forward', 'kernels.py:conv2d_forward', 'cpp_kernels.py:conv2d_forward',
+        'functional/conv.py:forward', 'kernel_table.py:conv2d_forward', 'cpp_kernels.py:conv2d_forward',
         'C++ conv2d_forward'], chain
 
 
@@ -289,9 +289,9 @@ def test_the_first_conv_of_a_fresh_process_does_no_more_than_the_next():
     assert r.returncode == 0, r.stderr
     first, first_below, second, second_below = (line.split() for line in r.stdout.splitlines())
     assert first == second and first_below == second_below
-    if 'cpp' in kernels.available_backends():
+    if 'cpp' in kernel_table.available_backends():
         assert len(first_below) <= 8, first_below
-        assert {c.split(':')[0] for c in first_below} == {'functional/conv.py', 'kernels.py', 'cpp_kernels.py'}
+        assert {c.split(':')[0] for c in first_below} == {'functional/conv.py', 'kernel_table.py', 'cpp_kernels.py'}
 
 
 @pytest.mark.parametrize('backend', ['auto', 'numpy'])

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .. import kernels
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module, to_device
 from ..random import generator
@@ -22,7 +22,7 @@ def _check_tensor(x, op):
 
 class ReLU(Function):
     def forward(self, x):                        # max(x, 0): NaN stays NaN
-        return kernels.leaky_relu(x, 0.0)
+        return kernel_table.leaky_relu(x, 0.0)
 
     def backward(self, gy):                      # dy = [x > 0] dx  (the mask is a constant)
         return LeakyReLUGrad(self.inputs[0].array, 0.0)(gy)
@@ -33,20 +33,20 @@ class LeakyReLU(Function):
         self.slope = slope
 
     def forward(self, x):
-        return kernels.leaky_relu(x, self.slope)
+        return kernel_table.leaky_relu(x, self.slope)
 
     def backward(self, gy):                      # dy = (1 if x > 0 else slope) dx
         return LeakyReLUGrad(self.inputs[0].array, self.slope)(gy)
 
 
 class LeakyReLUGrad(Function):
-    """gy -> gy * (1 if x > 0 else slope) for a fixed x: one pass (kernels.leaky_relu_grad)."""
+    """gy -> gy * (1 if x > 0 else slope) for a fixed x: one pass (kernel_table.leaky_relu_grad)."""
 
     def __init__(self, x, slope):
         self.x, self.slope = x, slope
 
     def forward(self, gy):
-        return kernels.leaky_relu_grad(gy, self.x, self.slope)
+        return kernel_table.leaky_relu_grad(gy, self.x, self.slope)
 
     def backward(self, ggx):                     # linear in gy with a constant mask
         return LeakyReLUGrad(self.x, self.slope)(ggx)

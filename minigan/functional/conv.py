@@ -8,7 +8,7 @@ All three are bilinear, so the gradient of each is built from the other two.
 Layouts follow PyTorch: Conv2d weight (C_out, C_in, kH, kW); ConvTranspose2d
 weight (C_in, C_out, kH, kW), which is the conv2d weight of the adjoint map.
 """
-from .. import kernels
+from .. import kernel_table
 from ..autograd import Function
 from ..tensor import Tensor
 from . import im2col as _ref
@@ -21,8 +21,8 @@ class Conv2d(Function):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y = kernels.conv2d_forward(x, w, self.stride, self.padding)
-        return y if b is None else kernels.add_channel_bias(y, b)     # in place: y is fresh
+        y = kernel_table.conv2d_forward(x, w, self.stride, self.padding)
+        return y if b is None else kernel_table.add_channel_bias(y, b)     # in place: y is fresh
 
     def backward(self, gy):                      # gx = conv^T(gy, w), gw = gy ⋆ x, gb = sum of gy over N, H, W
         x, w = self.inputs[:2]
@@ -42,8 +42,8 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, w, b=None):
         out_shape = (x.shape[0], w.shape[1]) + self.out_hw
-        y = kernels.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
-        return y if b is None else kernels.add_channel_bias(y, b)
+        y = kernel_table.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
+        return y if b is None else kernel_table.add_channel_bias(y, b)
 
     def backward(self, gy):                      # gx = conv(gy, w), gw = x ⋆ gy (roles of conv swapped)
         x, w = self.inputs[:2]
@@ -62,7 +62,7 @@ class Conv2dGradWeight(Function):
         self.stride, self.padding, self.w_shape = stride, padding, tuple(w_shape)
 
     def forward(self, x, gy):
-        return kernels.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
+        return kernel_table.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
 
     def backward(self, ggw):                     # <ggw, gw(x, gy)> = <gy, conv(x, ggw)> = <x, conv^T(gy, ggw)>
         x, gy = self.inputs

@@ -8,7 +8,7 @@ exact second and higher derivatives, as the WGAN-GP penalty needs.
 """
 import numbers
 
-from .. import kernels
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -28,7 +28,7 @@ class BatchNorm(Function):
         self.bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)   # broadcasts a (C,) vector against x
         count = x.size // x.shape[1]
         if self.training:                        # batch statistics; var is biased: used to normalise
-            y, self.mean, var, self.invstd = kernels.batch_norm_forward(x, weight, bias, self.eps)
+            y, self.mean, var, self.invstd = kernel_table.batch_norm_forward(x, weight, bias, self.eps)
             m = self.momentum                                 # torch's update, in place on the buffers
             if self.running_mean is not None:
                 self.running_mean[...] = m * self.mean + (1 - m) * self.running_mean
@@ -71,7 +71,7 @@ class BatchNormGrad(Function):
         self.eps, self.mean, self.invstd = eps, mean, invstd
 
     def forward(self, x, w, g):
-        return kernels.batch_norm_backward(x, w, g, self.mean, self.invstd)
+        return kernel_table.batch_norm_backward(x, w, g, self.mean, self.invstd)
 
     def backward(self, ggx, ggw, ggb):
         """Cotangents a = ggx, c = ggw, d = ggb of L = <a, gx> + <c, gw> + <d, gb>. P is self-adjoint and

@@ -6,7 +6,7 @@ whose backward is the forward's linear map again:
     max pool:  MaxPool2d -> MaxPool2dScatter (gy to the argmax) <-> MaxPool2dGather
     avg pool:  AvgPool2d <-> AvgPool2dGrad (gy spread evenly over each window)
 """
-from .. import kernels
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module
 from ..reference import PoolGeometry
@@ -23,7 +23,7 @@ class MaxPool2d(Function):
         return (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw)
 
     def forward(self, x):
-        best, self.arg = kernels.max_pool2d(x, *self._window())   # arg: which offset held each maximum
+        best, self.arg = kernel_table.max_pool2d(x, *self._window())   # arg: which offset held each maximum
         return best
 
     def backward(self, gy):                      # gx = gy routed to each window's argmax
@@ -38,7 +38,7 @@ class MaxPool2dScatter(Function):
 
     def forward(self, gy):
         g = self.g
-        return kernels.max_pool2d_grad(gy, self.arg, (g.h, g.w), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw))
+        return kernel_table.max_pool2d_grad(gy, self.arg, (g.h, g.w), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw))
 
     def backward(self, ggx):                     # the adjoint of a scatter is the gather at the same places
         return MaxPool2dGather(self.g, self.arg)(ggx)

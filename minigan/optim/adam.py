@@ -6,7 +6,7 @@
     denom = sqrt(v) / sqrt(1 - beta2^t) + eps
     p     = p - lr / (1 - beta1^t) * m / denom
 """
-from .. import kernels, reference
+from .. import kernel_table, reference
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -47,7 +47,7 @@ class Adam(Optimizer):
                 state['max_exp_avg_sq'] = xp.zeros_like(p)
             reference.adam_step(p, g, m, v, lr, beta1, beta2, eps, wd, self._decoupled, t, state['max_exp_avg_sq'])
         else:
-            kernels.adam_step(p, g, m, v, lr, beta1, beta2, eps, wd, self._decoupled, t)
+            kernel_table.adam_step(p, g, m, v, lr, beta1, beta2, eps, wd, self._decoupled, t)
 
 
 class AdamW(Adam):

@@ -7,7 +7,7 @@
     buf = momentum buf + g / avg;  p = p - lr buf                         (momentum > 0)
     p   = p - lr g / avg                                                  (otherwise)
 """
-from .. import kernels
+from .. import kernel_table
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -40,7 +40,7 @@ class RMSprop(Optimizer):
             state['grad_avg'] = xp.zeros_like(p)
         state['step'] += 1
         if not group['centered'] and mu == 0:
-            kernels.rmsprop_step(p, g, state['square_avg'], group['lr'], alpha, eps, group['weight_decay'])
+            kernel_table.rmsprop_step(p, g, state['square_avg'], group['lr'], alpha, eps, group['weight_decay'])
             return                                   # the formulas below, in one pass
         if group['weight_decay'] != 0:
             g = g + group['weight_decay'] * p

@@ -6,7 +6,7 @@
     g   = g + momentum * buf if nesterov else buf
     p   = p - lr * g
 """
-from .. import kernels
+from .. import kernel_table
 from .optimizer import Optimizer
 
 
@@ -28,7 +28,7 @@ class SGD(Optimizer):
             g = -g
         mu = group['momentum']
         if mu != 0 and group['dampening'] == 0 and not group['nesterov'] and 'momentum_buffer' in state:
-            kernels.sgd_momentum_step(p, g, state['momentum_buffer'], group['lr'], mu, group['weight_decay'])
+            kernel_table.sgd_momentum_step(p, g, state['momentum_buffer'], group['lr'], mu, group['weight_decay'])
             return                                   # the formulas below, in one pass
         if group['weight_decay'] != 0:
             g = g + group['weight_decay'] * p

@@ -1,6 +1,6 @@
 """Which function computes each kernel: one table per device, a row per op, a column per backend.
 
-An op calls a named function here (`kernels.conv2d_forward(x, w, stride, padding)`); the
+An op calls a named function here (`kernel_table.conv2d_forward(x, w, stride, padding)`); the
 function takes its row's implementation for the chosen kernel backend and calls it. The
 NumPy reference is the last column: the readable code every other column is tested against
 (tests/test_kernel_table.py).
