@@ -66,7 +66,8 @@ def _dtype(*arrays):
 def conv2d_forward(x, w, stride, padding):
     dt = _dtype(x, w)
     xb, xn = _act(x, dt)
-    y = _cpu.conv2d_forward(xb, np.ascontiguousarray(w, dt), stride[0], stride[1], padding[0], padding[1], xn, CHANNELS_LAST)
+    y = _cpu.conv2d_forward(xb, np.ascontiguousarray(w, dt), stride[0], stride[1], padding[0], padding[1], xn,
+                            CHANNELS_LAST)
     return y.transpose(0, 3, 1, 2) if CHANNELS_LAST else y
 
 

@@ -41,23 +41,23 @@ from . import cpp_kernels as cpp, cpu_ext, cuda_kernels as cuda, numba_kernels a
 from .backend import cuda_available, cupy_or_raise
 from .functional import im2col
 
-# op                          C++                          numba                          NumPy reference
+# op                          C++                          numba                         NumPy reference
 CPU = {
-    'conv2d_forward':         (cpp.conv2d_forward,         numba.conv2d_forward,          im2col.conv2d_forward),
-    'conv2d_backward_data':   (cpp.conv2d_backward_data,   numba.conv2d_backward_data,    im2col.conv2d_backward_data),
-    'conv2d_backward_weight': (cpp.conv2d_backward_weight, numba.conv2d_backward_weight,  im2col.conv2d_backward_weight),
-    'add_channel_bias':       (cpp.add_channel_bias,       None,                          ref.add_channel_bias),
-    'channel_sum':            (cpp.channel_sum,            None,                          ref.channel_sum),
-    'matmul':                 (cpp.matmul,                 None,                          ref.matmul),
-    'leaky_relu':             (cpp.leaky_relu,             numba.leaky_relu,              ref.leaky_relu),
-    'leaky_relu_grad':        (cpp.leaky_relu_grad,        numba.leaky_relu_grad,         ref.leaky_relu_grad),
-    'batch_norm_forward':     (cpp.batch_norm_forward,     numba.batch_norm_forward,      ref.batch_norm_forward),
-    'batch_norm_backward':    (cpp.batch_norm_backward,    numba.batch_norm_backward,     ref.batch_norm_backward),
-    'max_pool2d':             (cpp.max_pool2d,             None,                          ref.max_pool2d),
-    'max_pool2d_grad':        (cpp.max_pool2d_grad,        None,                          ref.max_pool2d_grad),
-    'adam_step':              (cpp.adam_step,              numba.adam_step,               ref.adam_step),
-    'rmsprop_step':           (cpp.rmsprop_step,           numba.rmsprop_step,            ref.rmsprop_step),
-    'sgd_momentum_step':      (cpp.sgd_momentum_step,      numba.sgd_momentum_step,       ref.sgd_momentum_step),
+    'conv2d_forward':         (cpp.conv2d_forward,         numba.conv2d_forward,         im2col.conv2d_forward),
+    'conv2d_backward_data':   (cpp.conv2d_backward_data,   numba.conv2d_backward_data,   im2col.conv2d_backward_data),
+    'conv2d_backward_weight': (cpp.conv2d_backward_weight, numba.conv2d_backward_weight, im2col.conv2d_backward_weight),
+    'add_channel_bias':       (cpp.add_channel_bias,       None,                         ref.add_channel_bias),
+    'channel_sum':            (cpp.channel_sum,            None,                         ref.channel_sum),
+    'matmul':                 (cpp.matmul,                 None,                         ref.matmul),
+    'leaky_relu':             (cpp.leaky_relu,             numba.leaky_relu,             ref.leaky_relu),
+    'leaky_relu_grad':        (cpp.leaky_relu_grad,        numba.leaky_relu_grad,        ref.leaky_relu_grad),
+    'batch_norm_forward':     (cpp.batch_norm_forward,     numba.batch_norm_forward,     ref.batch_norm_forward),
+    'batch_norm_backward':    (cpp.batch_norm_backward,    numba.batch_norm_backward,    ref.batch_norm_backward),
+    'max_pool2d':             (cpp.max_pool2d,             None,                         ref.max_pool2d),
+    'max_pool2d_grad':        (cpp.max_pool2d_grad,        None,                         ref.max_pool2d_grad),
+    'adam_step':              (cpp.adam_step,              numba.adam_step,              ref.adam_step),
+    'rmsprop_step':           (cpp.rmsprop_step,           numba.rmsprop_step,           ref.rmsprop_step),
+    'sgd_momentum_step':      (cpp.sgd_momentum_step,      numba.sgd_momentum_step,      ref.sgd_momentum_step),
 }
 CPU_COLUMNS = ('cpp', 'numba', 'numpy')
 
