@@ -13,6 +13,8 @@ import functools
 
 import numpy as np
 
+from . import cpu_ext
+
 prange = range              # numba.prange once the first loop compiles (a parallel range)
 
 
@@ -29,9 +31,9 @@ def _jit(loop):
 
 
 def _compile(loop):
+    """numba's parallel compile of `loop`, with numba's threads set as minigan's (set_num_threads)."""
     global prange
     import numba
-    from . import cpu_ext
     prange = numba.prange
     numba.set_num_threads(min(cpu_ext.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     return numba.njit(parallel=True, cache=True, fastmath=False)(loop)
