@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from minigan import cpu_ext, dispatch
+from minigan import cpu_ext, kernel_table
 
 THREADS = int(os.environ.get('MINIGAN_BENCH_THREADS', '2'))
 BATCH = 64
@@ -68,10 +68,10 @@ def _conv_shapes(kind, x_shape, w_shape, stride, pad):
 
 def _minigan_call(backend, kind, prim, xs, ws, ys, s, p, arrays):
     """A closure running one primitive of the layer on `backend` (or None if it is not available)."""
-    if backend not in dispatch.available_backends():
+    if backend not in kernel_table.available_backends():
         return None
-    fns = {'numpy': 'minigan.reference_kernels', 'numba': 'minigan.numba_kernels', 'cpp': 'minigan.cpp_kernels'}
-    k = __import__(fns[backend], fromlist=['conv2d_forward'])
+    column = kernel_table.CPU_COLUMNS.index(backend)
+    forward, backward_data, backward_weight = (kernel_table.CPU[op][column] for op in kernel_table.CONV_OPS)
     x, w, y = arrays['x'], arrays['w'], arrays['y']
     sp, pp = (s, s), (p, p)
     # the layer's primitive -> the conv primitive that computes it
@@ -79,10 +79,10 @@ def _minigan_call(backend, kind, prim, xs, ws, ys, s, p, arrays):
                  ('convT', 'forward'): 'd', ('convT', 'backward_data'): 'f', ('convT', 'backward_weight'): 'w'}
     which = conv_prim[(kind, prim)]
     if which == 'f':
-        return lambda: k.conv2d_forward(x, w, sp, pp)
+        return lambda: forward(x, w, sp, pp)
     if which == 'd':
-        return lambda: k.conv2d_backward_data(y, w, xs, sp, pp)
-    return lambda: k.conv2d_backward_weight(x, y, ws, sp, pp)
+        return lambda: backward_data(y, w, xs, sp, pp)
+    return lambda: backward_weight(x, y, ws, sp, pp)
 
 
 def _torch_call(kind, prim, s, p, arrays, layer_in, layer_w):

@@ -219,10 +219,10 @@ def _classifier_step(lib, net, x, y, device='cpu'):
 # ---- measuring ------------------------------------------------------------------------------------
 
 def conv_flops(step):
-    """FLOPs of the conv GEMMs in one step, counted at the dispatcher (2 M N K per primitive)."""
-    from minigan import dispatch
+    """FLOPs of the conv GEMMs in one step, counted at minigan.kernel_table's conv functions (2 M N K per primitive)."""
+    from minigan import kernel_table
     total = [0]
-    saved = {op: getattr(dispatch, op) for op in dispatch.CONV_OPS}
+    saved = {op: getattr(kernel_table, op) for op in kernel_table.CONV_OPS}
 
     def counting(op):
         def wrapped(*args, **kw):
@@ -238,13 +238,13 @@ def conv_flops(step):
                 total[0] += 2 * gy.size * int(np.prod(w_shape[1:]))
             return out
         return wrapped
-    for op in dispatch.CONV_OPS:
-        setattr(dispatch, op, counting(op))
+    for op in kernel_table.CONV_OPS:
+        setattr(kernel_table, op, counting(op))
     try:
         step()
     finally:
         for op, fn in saved.items():
-            setattr(dispatch, op, fn)
+            setattr(kernel_table, op, fn)
     return total[0]
 
 
@@ -322,7 +322,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('-w', '--workload', action='append', choices=WORKLOADS, help='default: all')
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--backend', default='auto', choices=['auto', 'numpy', 'numba', 'cpp'])
+    ap.add_argument('--backend', default='auto', choices=['auto', 'tune', 'numpy', 'numba', 'cpp'])
     ap.add_argument('--repeats', type=int, default=10, help='timed steps per library')
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--memory', action='store_true', help='also peak memory per step (subprocesses)')

@@ -11,7 +11,8 @@ from .random import (manual_seed, randn, rand, randint, zeros, ones, full, empty
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
 from .graph_dot import graph  # noqa: F401
 from .backend import cuda_available  # noqa: F401
-from .dispatch import set_conv_backend, get_conv_backend, conv_backend, available_backends  # noqa: F401
+from .kernel_table import (set_kernel_backend, get_kernel_backend, kernel_backend, tune,  # noqa: F401
+                      available_backends, set_conv_backend, get_conv_backend, conv_backend)
 from .cpu_ext import set_num_threads, get_num_threads  # noqa: F401
 
 # PyTorch's everyday names (dtype objects, devices, torch.* functions, save/load)

@@ -33,12 +33,16 @@ def is_cupy_array(a):
 
 
 def get_array_module(a):
-    """numpy for host arrays, cupy for device arrays."""
-    return _cupy if is_cupy_array(a) else np
+    """numpy for host arrays, cupy for device arrays (CuPy is imported from the array's own package,
+    so this holds before any cupy_or_raise())."""
+    if not type(a).__module__.startswith('cupy'):
+        return np
+    import cupy                        # imported already: the array is one of its
+    return cupy
 
 
 def device_of(a):
-    return 'cuda' if is_cupy_array(a) else 'cpu'
+    return 'cuda' if type(a).__module__.startswith('cupy') else 'cpu'
 
 
 def check_device(device):

@@ -11,34 +11,34 @@ import glob
 import os
 import warnings
 
-_ext = None
-_tried = False
 _blas_lib = None             # ctypes handle of NumPy's OpenBLAS, when found
 _threads = None
 
 
 def ext():
-    """The module minigan._cpu, or None (with one warning) when it was not built."""
-    global _ext, _tried
-    if not _tried:
-        _tried = True
-        if os.environ.get('MINIGAN_NO_CPP'):
-            return None
-        try:
-            from . import _cpu
-        except ImportError as e:
-            warnings.warn(f'minigan: the C++ kernels (minigan._cpu) are not available ({e}); '
-                          'running on the NumPy/numba paths, several times slower. If minigan was '
-                          'installed with `pip install .` and you run from its source folder, Python '
-                          'imports that folder, which holds no compiled kernels: install with '
-                          '`pip install -e .` instead, or run from another folder. Otherwise reinstall '
-                          'with a C++17 compiler (pip install -e .) to build them.',
-                          RuntimeWarning, stacklevel=2)
-            return None
-        _cpu.set_blas(*_find_blas())
-        _ext = _cpu
-        _cpu.set_num_threads(get_num_threads())
+    """The module minigan._cpu, or None when it was not built (it is loaded with minigan, see _load)."""
     return _ext
+
+
+def _load():
+    """minigan._cpu with its BLAS and thread count set, or None (with one warning) when it was not built.
+    Run once, at import, so that the first kernel call does no set-up."""
+    if os.environ.get('MINIGAN_NO_CPP'):
+        return None
+    try:
+        from . import _cpu
+    except ImportError as e:
+        warnings.warn(f'minigan: the C++ kernels (minigan._cpu) are not available ({e}); '
+                      'running on the NumPy/numba paths, several times slower. If minigan was '
+                      'installed with `pip install .` and you run from its source folder, Python '
+                      'imports that folder, which holds no compiled kernels: install with '
+                      '`pip install -e .` instead, or run from another folder. Otherwise reinstall '
+                      'with a C++17 compiler (pip install -e .) to build them.',
+                      RuntimeWarning, stacklevel=2)
+        return None
+    _cpu.set_blas(*_find_blas())
+    _cpu.set_num_threads(get_num_threads())
+    return _cpu
 
 
 def _numpy_openblas():
@@ -96,7 +96,7 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f'set_num_threads needs a positive thread count, got {n}')
     _threads = n
-    if ext() is not None:
+    if _ext is not None:
         _ext.set_num_threads(n)
     if _blas_lib is not None or _numpy_openblas() is not None:
         lib = _blas_lib or _numpy_openblas()
@@ -111,3 +111,6 @@ def set_num_threads(n):
     if 'numba' in sys.modules:
         import numba
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+_ext = _load()

@@ -1,22 +1,48 @@
-"""The numba backend of the dispatcher: im2col / col2im as JIT-compiled parallel loops.
+"""The numba column of kernel_table.py's table: im2col / col2im and the fused ops as JIT-compiled loops.
 
-Same layout as the reference (functional/im2col.py): the column matrix is channels
-last, (N, OH, OW, kh, kw, C), so every kernel tap copies a run of C contiguous
-values of the NHWC input; the GEMM stays in NumPy's BLAS. col2im is written as a
-gather (each input pixel sums the taps that read it), so the parallel loop has no
-write conflicts. Kernels compile on first use and are cached on disk (cache=True).
-Importing this module raises ImportError when numba is missing.
+Each function takes the arguments of its NumPy reference (functional/im2col.py, reference.py)
+and gives the same result. Same layout as the reference: the column matrix is channels
+last, (N, OH, OW, kh, kw, C), so every kernel tap copies a run of C contiguous values of
+the NHWC input; the GEMM stays in NumPy's BLAS. col2im is written as a gather (each input
+pixel sums the taps that read it), so the parallel loop has no write conflicts.
+
+numba itself is imported, and each loop compiled (cached on disk), on the loop's first
+call: importing numba takes longer than importing minigan, and most runs never call it.
 """
-import numba
+import functools
+
 import numpy as np
 
-_jit = numba.njit(parallel=True, cache=True, fastmath=False)
+from . import cpu_ext
+
+prange = range              # numba.prange once the first loop compiles (a parallel range)
+
+
+def _jit(loop):
+    """`loop` compiled by numba (parallel, cached on disk) on its first call."""
+    compiled = []
+
+    @functools.wraps(loop)
+    def run(*args):
+        if not compiled:
+            compiled.append(_compile(loop))
+        return compiled[0](*args)
+    return run
+
+
+def _compile(loop):
+    """numba's parallel compile of `loop`, with numba's threads set as minigan's (set_num_threads)."""
+    global prange
+    import numba
+    prange = numba.prange
+    numba.set_num_threads(min(cpu_ext.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    return numba.njit(parallel=True, cache=True, fastmath=False)(loop)
 
 
 @_jit
 def _im2col_nhwc(xt, kh, kw, sh, sw, ph, pw, oh, ow, col):
     n, h, w, c = xt.shape
-    for t in numba.prange(n * oh):
+    for t in prange(n * oh):
         b, r = t // oh, t % oh
         for q in range(ow):
             for i in range(kh):
@@ -35,7 +61,7 @@ def _im2col_nhwc(xt, kh, kw, sh, sw, ph, pw, oh, ow, col):
 def _col2im_nhwc(col, sh, sw, ph, pw, gxt):
     n, oh, ow, kh, kw, c = col.shape
     h, w = gxt.shape[1], gxt.shape[2]
-    for t in numba.prange(n * h):
+    for t in prange(n * h):
         b, ih = t // h, t % h
         for iw in range(w):
             for ch in range(c):
@@ -106,13 +132,13 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding):
 
 @_jit
 def _leaky(x, slope, y):                         # slope 0 is relu as maximum(x, 0): NaN stays, -inf gives 0
-    for i in numba.prange(x.size):
+    for i in prange(x.size):
         y[i] = x[i] if x[i] > 0 or x[i] != x[i] else (x[i] * slope if slope != 0 else 0)
 
 
 @_jit
 def _leaky_grad(gy, x, slope, gx):
-    for i in numba.prange(x.size):
+    for i in prange(x.size):
         gx[i] = gy[i] if x[i] > 0 else gy[i] * slope
 
 
@@ -134,7 +160,7 @@ def leaky_relu_grad(gy, x, slope):
 @_jit
 def _bn_forward(x, w, b, eps, y, mean, var, invstd):
     n, c, s = x.shape
-    for ch in numba.prange(c):
+    for ch in prange(c):
         acc = 0.0
         for i in range(n):
             for j in range(s):
@@ -157,7 +183,7 @@ def _bn_forward(x, w, b, eps, y, mean, var, invstd):
 @_jit
 def _bn_backward(x, w, g, mean, invstd, gx, gw, gb):
     n, c, s = x.shape
-    for ch in numba.prange(c):
+    for ch in prange(c):
         mu, r = mean[ch], invstd[ch]
         sg, sgx = 0.0, 0.0
         for i in range(n):
@@ -197,7 +223,7 @@ def batch_norm_backward(x, weight, g, mean, invstd):
 
 @_jit
 def _adam(p, g, m, v, b1, b2, c1, c2, eps, step_size, bc2, wd, decay, l2, dec):
-    for i in numba.prange(p.size):
+    for i in prange(p.size):
         gi = g[i]
         if dec:
             p[i] *= decay
@@ -211,7 +237,7 @@ def _adam(p, g, m, v, b1, b2, c1, c2, eps, step_size, bc2, wd, decay, l2, dec):
 
 @_jit
 def _rmsprop(p, g, s, a, ca, eps, lr, wd, l2):
-    for i in numba.prange(p.size):
+    for i in prange(p.size):
         gi = g[i]
         if l2:
             gi = gi + wd * p[i]
@@ -222,7 +248,7 @@ def _rmsprop(p, g, s, a, ca, eps, lr, wd, l2):
 
 @_jit
 def _sgd(p, g, buf, mu, lr, wd, l2):
-    for i in numba.prange(p.size):
+    for i in prange(p.size):
         gi = g[i]
         if l2:
             gi = gi + wd * p[i]

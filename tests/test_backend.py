@@ -2,6 +2,7 @@
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -18,6 +19,19 @@ def test_numpy_arrays_are_cpu():
     assert backend.device_of(a) == 'cpu' and not backend.is_cupy_array(a)
     assert backend.to_device(a, 'cpu') is a
     assert backend.array_module('cpu') is np
+
+
+def test_get_array_module_finds_cupy_from_the_array_itself(monkeypatch):
+    """A CuPy array gives cupy even when cupy_or_raise() never ran: a stand-in module 'cupy' and an
+    array type of it (no GPU needed)."""
+    fake = types.ModuleType('cupy')
+    fake.ndarray = type('ndarray', (), {'__module__': 'cupy'})
+    monkeypatch.setitem(sys.modules, 'cupy', fake)
+    monkeypatch.setattr(backend, '_cupy', None)
+    a = fake.ndarray()
+    assert backend.get_array_module(a) is fake
+    assert backend.is_cupy_array(a) and backend.device_of(a) == 'cuda'
+    assert backend.get_array_module(np.ones(2)) is np
 
 
 @pytest.mark.parametrize('name,want', [('cpu', 'cpu'), ('cuda', 'cuda'), ('cuda:0', 'cuda')])

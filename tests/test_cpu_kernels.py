@@ -1,13 +1,13 @@
-"""The CPU kernels (C++ extension and numba) against the NumPy reference, and the dispatcher.
+"""The CPU kernels (C++ extension and numba) against the NumPy reference, and the backend choice.
 
 Every fast kernel must give the reference's numbers: conv primitives on random
 shapes (batch 1, one channel, 1x1 kernels, odd and non-square sizes, strides 1-3,
 paddings 0-2, non-contiguous inputs, float32 and float64), the fused element-wise
 kernels through the ops that use them, gradcheck through each backend, and the
-dispatcher's choice, environment variable and fallbacks. Tolerances: float64
+kernel backend's choice, environment variable and fallbacks (the table itself and the
+call path: test_kernel_table.py). Tolerances: float64
 rtol 1e-10, float32 rtol 1e-4 (relative to the largest value). Seeds fixed per test.
 """
-import importlib
 import subprocess
 import sys
 import textwrap
@@ -17,10 +17,10 @@ import pytest
 
 import minigan as mg
 import minigan.nn.functional as F
-from minigan import dispatch, optim
+from minigan import cpp_kernels, kernel_table, numba_kernels, optim
 from minigan.functional import im2col as ref
 
-FAST = [b for b in ('cpp', 'numba') if b in dispatch.available_backends()]
+FAST = [b for b in ('cpp', 'numba') if b in kernel_table.available_backends()]
 fast_backend = pytest.mark.parametrize('backend', FAST or [pytest.param('none', marks=pytest.mark.skip(
     reason='neither the C++ extension nor numba is available'))])
 
@@ -45,9 +45,9 @@ def close(a, b, dtype):
     assert err <= TOL[dtype] * max(np.abs(b).max(initial=0.0), 1.0), f'max error {err}'
 
 
-def kernels(backend):
+def column(backend):
     """The module of a backend's kernels (same signatures as functional/im2col.py's primitives)."""
-    return importlib.import_module({'cpp': 'minigan.cpp_kernels', 'numba': 'minigan.numba_kernels'}[backend])
+    return {'cpp': cpp_kernels, 'numba': numba_kernels}[backend]
 
 
 @fast_backend
@@ -58,7 +58,7 @@ def test_conv_primitives_match_reference(backend, dtype, shape):
     rng = np.random.default_rng(hash(shape) % 2**32)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    k = kernels(backend)
+    k = column(backend)
     sp, pp = ref.pair(s), ref.pair(p)
     y = ref.conv2d_forward(x, wt, sp, pp)
     gy = rng.standard_normal(y.shape).astype(dtype)
@@ -75,7 +75,7 @@ def test_conv_primitives_take_non_contiguous_inputs(backend):
     x = base[::2, :, 1:, ::-1]                              # strided, reversed, offset view
     wt = rng.standard_normal((5, 4, 3, 3)).astype(np.float32).transpose(1, 0, 3, 2)[:, :3]   # (4, 3, 3, 3) view
     assert not x.flags.c_contiguous and not wt.flags.c_contiguous
-    k = kernels(backend)
+    k = column(backend)
     y = ref.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(wt), (2, 2), (1, 1))
     close(k.conv2d_forward(x, wt, (2, 2), (1, 1)), y, np.float32)
     gy = rng.standard_normal(y.shape).astype(np.float32)
@@ -89,7 +89,7 @@ def test_conv_primitives_take_non_contiguous_inputs(backend):
           np.float32)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('batch', [9, 1])
 def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
@@ -120,7 +120,7 @@ def test_cpp_conv_batch_split_over_threads_matches_reference(threads, batch):
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 def test_cpp_matmul_split_over_threads_matches_numpy(threads):
     """Tall products (over 1M multiply-adds) split by rows, wide ones by columns, small ones serial,
@@ -141,7 +141,7 @@ def test_cpp_matmul_split_over_threads_matches_numpy(threads):
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_im2col_col2im_and_transpose_match_reference():
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -158,7 +158,7 @@ def test_cpp_im2col_col2im_and_transpose_match_reference():
     close(b, (a[0].astype(np.float64) @ a[1].T.astype(np.float64)).astype(np.float32), np.float32)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_results_are_channels_last_views_with_reference_values():
     """The C++ conv returns NCHW-shaped views of NHWC memory, which the other kernels take as they are."""
     from minigan import cpp_kernels
@@ -183,7 +183,7 @@ def test_cpp_results_are_channels_last_views_with_reference_values():
           cpp_kernels.max_pool2d_grad(g, argc, (7, 6), (2, 2), (2, 2), (0, 0)), np.float32)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 def test_cpp_conv_rejects_mismatched_shapes():
     from minigan import cpu_ext
     ext = cpu_ext.ext()
@@ -284,9 +284,9 @@ def test_fused_optimizer_steps_match_numpy(backend, make, dtype):
     close(results[1], results[0], dtype)
 
 
-# ---- the dispatcher --------------------------------------------------------------------------------
+# ---- choosing the kernel backend ------------------------------------------------------------------
 
-def test_dispatcher_names_and_errors():
+def test_backend_names_and_errors():
     assert 'numpy' in mg.available_backends()
     with pytest.raises(ValueError, match='unknown backend'):
         mg.set_conv_backend('fortran')
@@ -299,20 +299,32 @@ def test_dispatcher_names_and_errors():
 
 
 def test_unavailable_backend_is_refused_with_a_reason(monkeypatch):
-    monkeypatch.setattr(dispatch, 'available_backends', lambda: ['numpy'])
+    monkeypatch.setattr(kernel_table, 'available_backends', lambda: ['numpy'])
     with pytest.raises(RuntimeError, match='not available'):
         mg.set_conv_backend('cpp')
 
 
-def test_auto_measures_once_per_shape_and_matches_reference():
+def test_tune_measures_once_per_shape_prints_its_pick_and_matches_reference(capsys):
+    """Under tune the conv primitives time the candidates on the first call of each shape (one
+    printed line), keep the pick for that shape, and give the reference's numbers. Seed 8."""
     rng = np.random.default_rng(8)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    with mg.conv_backend('auto'):
-        y = dispatch.conv2d_forward(x, w, 1, 1)
-        picked = dispatch.auto_choices()
-        assert any(k[0] == 'conv2d_forward' for k in picked)
-        assert set(picked.values()) <= {'reference_kernels', 'cpp_kernels', 'numba_kernels'}
+    x2 = rng.standard_normal((1, 3, 5, 5))
+    with mg.kernel_backend('auto'):
+        mg.tune()
+        assert mg.get_kernel_backend('conv2d_forward') == 'tune'
+        assert mg.get_kernel_backend('adam_step') == 'auto'             # only the conv primitives are tuned
+        capsys.readouterr()
+        y = kernel_table.conv2d_forward(x, w, (1, 1), (1, 1))
+        kernel_table.conv2d_forward(x, w, (1, 1), (1, 1))
+        kernel_table.conv2d_forward(x2, w, (1, 1), (1, 1))
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 2 and all(line.startswith('minigan.tune: conv2d_forward ') for line in lines), lines
+        picks = {line.split(' -> ')[1].split()[0] for line in lines}
+        assert picks <= set(kernel_table.available_backends())
         close(y, ref.conv2d_forward(x, w, 1, 1), np.float64)
+        mg.tune(False)
+        assert mg.get_kernel_backend('conv2d_forward') == 'auto'
 
 
 def _python(code, env=None):
@@ -339,12 +351,12 @@ def test_missing_extension_warns_once_and_falls_back():
         warnings.simplefilter('always')
         with warnings.catch_warnings(record=True) as caught:
             import numpy as np, minigan as mg, minigan.nn.functional as F
-            from minigan import dispatch
-            names = dispatch.available_backends()
+            from minigan import kernel_table
+            names = kernel_table.available_backends()
             x = mg.tensor(np.ones((1, 1, 4, 4), np.float32))
             y = F.conv2d(x, mg.tensor(np.ones((1, 1, 3, 3), np.float32)))
             F.leaky_relu(y, 0.2)
-            dispatch.available_backends()
+            kernel_table.available_backends()
         n = sum('C++ kernels' in str(w.message) for w in caught)
         print('cpp' in names, n, float(y.numpy().sum()))
     """)
@@ -366,7 +378,7 @@ def test_set_num_threads():
         mg.set_num_threads(saved)
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('mode', ['blas', 'own_sgemm', 'builtin_loops'])
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 def test_cpp_gemm_paths_agree_with_reference(mode, dtype):
@@ -399,7 +411,7 @@ def test_cpp_gemm_paths_agree_with_reference(mode, dtype):
 def test_channel_sum_and_bias_add_match_numpy_in_both_layouts(backend, dtype, threads):
     """Per-channel sums over (N, H, W) and y += b[c], on arrays large enough for the threaded loops
     (over 32K elements), NCHW-contiguous and as NCHW views of channels-last memory. Seed 11."""
-    ks = kernels(backend)
+    ks = column(backend)
     if not hasattr(ks, 'channel_sum'):
         pytest.skip(f'{backend} has no channel_sum kernel (the NumPy code runs)')
     rng = np.random.default_rng(11)
@@ -446,7 +458,7 @@ DIRECT_SHAPES = [
 ]
 
 
-@pytest.mark.skipif('cpp' not in dispatch.available_backends(), reason='C++ extension not built')
+@pytest.mark.skipif('cpp' not in kernel_table.available_backends(), reason='C++ extension not built')
 @pytest.mark.parametrize('threads', [1, 2])
 @pytest.mark.parametrize('shape', DIRECT_SHAPES, ids=str)
 def test_cpp_direct_conv_matches_reference_and_the_gemm_path(shape, threads):

@@ -21,7 +21,7 @@ import pytest
 
 import minigan as mg
 import minigan.nn.functional as F
-from minigan import backend, cuda_kernels, dispatch, optim
+from minigan import backend, cuda_kernels, dispatch, kernel_table, optim, reference
 from minigan.functional import im2col as ref
 
 REPO = Path(__file__).resolve().parents[1]
@@ -375,19 +375,19 @@ def test_gpu_backends_agree_with_the_cpu(case):
 
 
 @pytest.mark.gpu
-def test_dispatcher_picks_the_chosen_gpu_backend():
-    assert dispatch.available_gpu_backends() == ['cupy', 'cuda']
+def test_kernel_table_picks_the_chosen_gpu_backend():
+    assert kernel_table.available_gpu_backends() == ['cupy', 'cuda']
     p = gpu(np.ones(3), np.float32)
-    with mg.conv_backend('auto'):
-        assert dispatch.kernel('adam_step', p) is cuda_kernels.adam_step
-        assert dispatch.kernel('adam_step', p.astype(np.float16)) is None     # a dtype the kernels lack
-    with mg.conv_backend('cuda'):
-        assert dispatch.kernel('batch_norm_forward', p) is cuda_kernels.batch_norm_forward
-        assert dispatch.kernel('max_pool2d', p) is None                        # no CUDA kernel: CuPy code
+    with mg.kernel_backend('auto'):
+        assert kernel_table.chosen('adam_step', p) is cuda_kernels.adam_step
+        assert kernel_table.chosen('adam_step', p.astype(np.float16)) is reference.adam_step   # a dtype the kernels lack
+    with mg.kernel_backend('cuda'):
+        assert kernel_table.chosen('batch_norm_forward', p) is cuda_kernels.batch_norm_forward
+        assert kernel_table.chosen('max_pool2d', p) is reference.max_pool2d          # no CUDA kernel: the reference
         x, w = np.random.default_rng(9).standard_normal((2, 3, 6, 6)), np.ones((4, 3, 3, 3))
-        close(dispatch.conv2d_forward(x, w, 1, 1), ref.conv2d_forward(x, w, 1, 1), TOL['float64'])  # CPU: auto
-    with mg.conv_backend('cupy'):
-        assert dispatch.kernel('adam_step', p) is None
+        close(kernel_table.conv2d_forward(x, w, (1, 1), (1, 1)), ref.conv2d_forward(x, w, 1, 1), TOL['float64'])  # CPU: auto
+    with mg.kernel_backend('cupy'):
+        assert kernel_table.chosen('adam_step', p) is reference.adam_step
 
 
 @pytest.mark.gpu

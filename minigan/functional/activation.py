@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .. import dispatch
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module, to_device
 from ..random import draw_for_batch, generator
@@ -21,17 +21,11 @@ def _check_tensor(x, op):
 
 
 class ReLU(Function):
-    def forward(self, x):
-        fused = dispatch.kernel('leaky_relu', x)        # slope 0: NaN stays NaN, as in maximum(x, 0)
-        if fused is not None:
-            return fused(x, 0.0)
-        return get_array_module(x).maximum(x, 0)
+    def forward(self, x):                        # max(x, 0): NaN stays NaN
+        return kernel_table.leaky_relu(x, 0.0)
 
     def backward(self, gy):                      # dy = [x > 0] dx  (the mask is a constant)
-        x = self.inputs[0].array
-        if dispatch.kernel('leaky_relu_grad', x) is not None:
-            return LeakyReLUGrad(x, 0.0)(gy)
-        return gy * Tensor((x > 0).astype(x.dtype))
+        return LeakyReLUGrad(self.inputs[0].array, 0.0)(gy)
 
 
 class LeakyReLU(Function):
@@ -39,27 +33,20 @@ class LeakyReLU(Function):
         self.slope = slope
 
     def forward(self, x):
-        fused = dispatch.kernel('leaky_relu', x)
-        if fused is not None:
-            return fused(x, self.slope)
-        return get_array_module(x).where(x > 0, x, x * x.dtype.type(self.slope))
+        return kernel_table.leaky_relu(x, self.slope)
 
     def backward(self, gy):                      # dy = (1 if x > 0 else slope) dx
-        x = self.inputs[0].array
-        if dispatch.kernel('leaky_relu_grad', x) is not None:
-            return LeakyReLUGrad(x, self.slope)(gy)
-        xp = get_array_module(x)
-        return gy * Tensor(xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.slope)))
+        return LeakyReLUGrad(self.inputs[0].array, self.slope)(gy)
 
 
 class LeakyReLUGrad(Function):
-    """gy -> gy * (1 if x > 0 else slope) for a fixed x: one fused pass (dispatch.kernel)."""
+    """gy -> gy * (1 if x > 0 else slope) for a fixed x: one pass (kernel_table.leaky_relu_grad)."""
 
     def __init__(self, x, slope):
         self.x, self.slope = x, slope
 
     def forward(self, gy):
-        return dispatch.kernel('leaky_relu_grad', gy)(gy, self.x, self.slope)
+        return kernel_table.leaky_relu_grad(gy, self.x, self.slope)
 
     def backward(self, ggx):                     # linear in gy with a constant mask
         return LeakyReLUGrad(self.x, self.slope)(ggx)

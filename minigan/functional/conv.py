@@ -8,7 +8,7 @@ All three are bilinear, so the gradient of each is built from the other two.
 Layouts follow PyTorch: Conv2d weight (C_out, C_in, kH, kW); ConvTranspose2d
 weight (C_in, C_out, kH, kW), which is the conv2d weight of the adjoint map.
 """
-from .. import dispatch
+from .. import kernel_table
 from ..autograd import Function
 from ..tensor import Tensor
 from . import im2col as _ref
@@ -16,22 +16,13 @@ from .im2col import pair as _pair
 from .reduce import sum as _sum
 
 
-def _add_bias(y, b):
-    """y += b over the channel axis, in place (y is the primitive's fresh output); one fused pass where there is a kernel."""
-    fused = dispatch.kernel('add_channel_bias', y, b)
-    if fused is not None:
-        return fused(y, b)
-    y += b.reshape(1, -1, 1, 1)
-    return y
-
-
 class Conv2d(Function):
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y = dispatch.conv2d_forward(x, w, self.stride, self.padding)
-        return y if b is None else _add_bias(y, b)
+        y = kernel_table.conv2d_forward(x, w, self.stride, self.padding)
+        return y if b is None else kernel_table.add_channel_bias(y, b)     # in place: y is fresh
 
     def backward(self, gy):                      # gx = conv^T(gy, w), gw = gy ⋆ x, gb = sum of gy over N, H, W
         x, w = self.inputs[:2]
@@ -51,8 +42,8 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, w, b=None):
         out_shape = (x.shape[0], w.shape[1]) + self.out_hw
-        y = dispatch.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
-        return y if b is None else _add_bias(y, b)
+        y = kernel_table.conv2d_backward_data(x, w, out_shape, self.stride, self.padding)
+        return y if b is None else kernel_table.add_channel_bias(y, b)
 
     def backward(self, gy):                      # gx = conv(gy, w), gw = x ⋆ gy (roles of conv swapped)
         x, w = self.inputs[:2]
@@ -71,7 +62,7 @@ class Conv2dGradWeight(Function):
         self.stride, self.padding, self.w_shape = stride, padding, tuple(w_shape)
 
     def forward(self, x, gy):
-        return dispatch.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
+        return kernel_table.conv2d_backward_weight(x, gy, self.w_shape, self.stride, self.padding)
 
     def backward(self, ggw):                     # <ggw, gw(x, gy)> = <gy, conv(x, ggw)> = <x, conv^T(gy, ggw)>
         x, gy = self.inputs

@@ -8,27 +8,12 @@ exact second and higher derivatives, as the WGAN-GP penalty needs.
 """
 import numbers
 
-from .. import dispatch
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
 from .reduce import mean, sum as _sum
 from .shape import reshape
-
-
-def _per_channel(a):
-    """Array a of shape (N, C, ...) viewed as (N, C, M')."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
-
-
-def _channel_sum(a):
-    """Sum of array a over every axis but the channel axis 1 (einsum: one fast pass)."""
-    return get_array_module(a).einsum('nci->c', _per_channel(a))
-
-
-def _channel_dot(a, b):
-    """Per-channel sum of a * b, without materialising the product."""
-    return get_array_module(a).einsum('nci,nci->c', _per_channel(a), _per_channel(b))
 
 
 class BatchNorm(Function):
@@ -42,24 +27,16 @@ class BatchNorm(Function):
         xp = get_array_module(x)
         self.bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)   # broadcasts a (C,) vector against x
         count = x.size // x.shape[1]
-        fused = dispatch.kernel('batch_norm_forward', x) if self.training else None
-        if fused is not None:                                 # one fused pass, same math as below
-            y, self.mean, var, self.invstd = fused(x, weight, bias, self.eps)
-        elif self.training:
-            self.mean = _channel_sum(x) / count
-            centred = x - self.mean.reshape(self.bshape)
-            var = _channel_dot(centred, centred) / count        # biased: used to normalise
-        if self.training:
+        if self.training:                        # batch statistics; var is biased: used to normalise
+            y, self.mean, var, self.invstd = kernel_table.batch_norm_forward(x, weight, bias, self.eps)
             m = self.momentum                                 # torch's update, in place on the buffers
             if self.running_mean is not None:
                 self.running_mean[...] = m * self.mean + (1 - m) * self.running_mean
             if self.running_var is not None:                  # unbiased variance, as torch keeps it
                 self.running_var[...] = m * var * (count / (count - 1)) + (1 - m) * self.running_var
-        else:
-            self.mean, var = self.running_mean.copy(), self.running_var   # copied: later calls update them
-            centred = x - self.mean.reshape(self.bshape)
-        if fused is not None:
             return y
+        self.mean, var = self.running_mean.copy(), self.running_var   # copied: later calls update them
+        centred = x - self.mean.reshape(self.bshape)
         self.invstd = 1 / xp.sqrt(var + self.eps)
         scale = self.invstd if weight is None else self.invstd * weight
         y = centred
@@ -94,22 +71,7 @@ class BatchNormGrad(Function):
         self.eps, self.mean, self.invstd = eps, mean, invstd
 
     def forward(self, x, w, g):
-        fused = dispatch.kernel('batch_norm_backward', x)
-        if fused is not None:                    # the same formulas, one pass per channel
-            return fused(x, w, g, self.mean, self.invstd)
-        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        count = x.size // x.shape[1]
-        centred = x - self.mean.reshape(bshape)
-        gb = _channel_sum(g)
-        gw = _channel_dot(g, centred) * self.invstd
-        scale = self.invstd if w is None else self.invstd * w
-        # gx = w r (g - mean(g) - x̂ mean(g x̂)) = (w r) g + k1 (x - μ) + k0, with k1, k0 per channel
-        k1, k0 = -scale * self.invstd * gw / count, -scale * gb / count
-        gx = g * scale.reshape(bshape)
-        centred *= k1.reshape(bshape)
-        gx += centred
-        gx += k0.reshape(bshape)
-        return gx, gw, gb
+        return kernel_table.batch_norm_backward(x, w, g, self.mean, self.invstd)
 
     def backward(self, ggx, ggw, ggb):
         """Cotangents a = ggx, c = ggw, d = ggb of L = <a, gx> + <c, gw> + <d, gb>. P is self-adjoint and

@@ -6,57 +6,12 @@ whose backward is the forward's linear map again:
     max pool:  MaxPool2d -> MaxPool2dScatter (gy to the argmax) <-> MaxPool2dGather
     avg pool:  AvgPool2d <-> AvgPool2dGrad (gy spread evenly over each window)
 """
-import numpy as np
-
-from .. import dispatch
+from .. import kernel_table
 from ..autograd import Function
 from ..backend import get_array_module
+from ..reference import PoolGeometry
 from ..tensor import Tensor
-from .im2col import pair as _pair, conv_output_size
-
-
-class _Geometry:
-    """Kernel, stride, padding and the input's spatial size: where each window offset reads."""
-
-    def __init__(self, kernel, stride, padding, hw):
-        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel, stride, padding
-        self.h, self.w = hw
-        self.oh = conv_output_size(self.h, self.kh, self.sh, self.ph)
-        self.ow = conv_output_size(self.w, self.kw, self.sw, self.pw)
-
-    def offsets(self):
-        """(index, slice) for each window offset: slice picks that offset of every window."""
-        for i in range(self.kh):
-            for j in range(self.kw):
-                yield i * self.kw + j, (Ellipsis, slice(i, i + self.sh * (self.oh - 1) + 1, self.sh),
-                                        slice(j, j + self.sw * (self.ow - 1) + 1, self.sw))
-
-    def pad(self, x, value):
-        """x (N, C, H, W) padded with `value` (only as far as a window reads)."""
-        if self.ph == 0 and self.pw == 0:
-            return x
-        xp = get_array_module(x)
-        hp, wp = max(self.h + self.ph, (self.oh - 1) * self.sh + self.kh), \
-            max(self.w + self.pw, (self.ow - 1) * self.sw + self.kw)
-        out = xp.full(x.shape[:2] + (hp, wp), value, dtype=x.dtype)
-        out[..., self.ph:self.ph + self.h, self.pw:self.pw + self.w] = x
-        return out
-
-    def scatter_add(self, parts, like, copy=None):
-        """sum over offsets k of parts(k) (shaped like `like`, N C OH OW) added at offset k's slice -> NCHW.
-
-        copy(k, dst), when given, writes offset k's part into dst itself (for windows that do not overlap).
-        """
-        xp = get_array_module(like)
-        hp = max(self.h + self.ph, (self.oh - 1) * self.sh + self.kh)
-        wp = max(self.w + self.pw, (self.ow - 1) * self.sw + self.kw)
-        g = xp.zeros(like.shape[:2] + (hp, wp), dtype=like.dtype)
-        for k, sl in self.offsets():
-            if copy is not None:
-                copy(k, g[sl])
-            else:
-                g[sl] += parts(k)
-        return xp.ascontiguousarray(g[..., self.ph:self.ph + self.h, self.pw:self.pw + self.w])
+from .im2col import pair as _pair
 
 
 class MaxPool2d(Function):
@@ -68,20 +23,7 @@ class MaxPool2d(Function):
         return (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw)
 
     def forward(self, x):
-        fused = dispatch.kernel('max_pool2d', x) if self.g.kh * self.g.kw < 256 else None
-        if fused is not None:                    # one pass: the same maxima, ties and NaN handling
-            best, self.arg = fused(x, *self._window())
-            return best
-        xp = get_array_module(x)
-        xpad = self.g.pad(x, -np.inf)
-        slices = [xpad[sl] for _, sl in self.g.offsets()]
-        best = slices[0].copy()
-        for v in slices[1:]:
-            xp.maximum(best, v, out=best)        # maximum propagates NaN, as torch does
-        arg = xp.zeros(best.shape, dtype=np.uint8 if len(slices) < 256 else np.int32)
-        for k in range(len(slices) - 1, -1, -1):  # the last write wins: ties go to the first maximum
-            xp.copyto(arg, arg.dtype.type(k), where=slices[k] == best)
-        self.arg = arg                           # which window offset held each maximum
+        best, self.arg = kernel_table.max_pool2d(x, *self._window())   # arg: which offset held each maximum
         return best
 
     def backward(self, gy):                      # gx = gy routed to each window's argmax
@@ -95,16 +37,8 @@ class MaxPool2dScatter(Function):
         self.g, self.arg = geometry, arg
 
     def forward(self, gy):
-        xp = get_array_module(gy)
-        fused = dispatch.kernel('max_pool2d_grad', gy) if self.arg.dtype == np.uint8 else None
-        if fused is not None:
-            g = self.g
-            return fused(gy, self.arg, (g.h, g.w), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw))
-        if self.g.sh >= self.g.kh and self.g.sw >= self.g.kw:   # windows do not overlap: plain writes
-            # gy * mask straight into the strided slice (3x faster than copyto with where=)
-            return self.g.scatter_add(None, gy, copy=lambda k, dst: xp.multiply(gy, self.arg == k, out=dst))
-        zero = gy.dtype.type(0)
-        return self.g.scatter_add(lambda k: xp.where(self.arg == k, gy, zero), gy)
+        g = self.g
+        return kernel_table.max_pool2d_grad(gy, self.arg, (g.h, g.w), (g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw))
 
     def backward(self, ggx):                     # the adjoint of a scatter is the gather at the same places
         return MaxPool2dGather(self.g, self.arg)(ggx)
@@ -172,7 +106,7 @@ def _geometry(name, x, kernel_size, stride, padding):
                          f'got kernel_size={kernel_size}, stride={stride}, padding={padding}')
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f'{name}: padding {padding} must be at most half the kernel size {kernel_size}')
-    g = _Geometry(k, s, p, x.shape[2:])
+    g = PoolGeometry(k, s, p, x.shape[2:])
     if g.oh < 1 or g.ow < 1:
         raise ValueError(f'{name}: input of spatial size {x.shape[2:]} is smaller than the '
                          f'{k[0]}x{k[1]} window (padding {p}); use a smaller kernel_size')

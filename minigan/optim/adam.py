@@ -6,9 +6,7 @@
     denom = sqrt(v) / sqrt(1 - beta2^t) + eps
     p     = p - lr / (1 - beta1^t) * m / denom
 """
-import math
-
-from .. import dispatch
+from .. import kernel_table, reference
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -43,27 +41,13 @@ class Adam(Optimizer):
                 state['max_exp_avg_sq'] = xp.zeros_like(p)
         state['step'] += 1
         t = state['step']
-        fused = None if group['amsgrad'] else dispatch.kernel('adam_step', p)
-        if fused is not None and fused(p, g, state['exp_avg'], state['exp_avg_sq'], lr, beta1, beta2, eps, wd,
-                                       self._decoupled, t):
-            return                                   # done in one fused pass (the same formulas)
-        if wd != 0:
-            if self._decoupled:
-                p *= 1 - lr * wd
-            else:
-                g = g + wd * p
         m, v = state['exp_avg'], state['exp_avg_sq']
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * (g * g)
-        if group['amsgrad']:
+        if group['amsgrad']:                         # no fused kernel keeps v_max: the reference runs
             if 'max_exp_avg_sq' not in state:
                 state['max_exp_avg_sq'] = xp.zeros_like(p)
-            xp.maximum(state['max_exp_avg_sq'], v, out=state['max_exp_avg_sq'])
-            v = state['max_exp_avg_sq']
-        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-        p -= (lr / (1 - beta1 ** t)) * (m / denom)
+            reference.adam_step(p, g, m, v, lr, beta1, beta2, eps, wd, self._decoupled, t, state['max_exp_avg_sq'])
+        else:
+            kernel_table.adam_step(p, g, m, v, lr, beta1, beta2, eps, wd, self._decoupled, t)
 
 
 class AdamW(Adam):

@@ -7,7 +7,7 @@
     buf = momentum buf + g / avg;  p = p - lr buf                         (momentum > 0)
     p   = p - lr g / avg                                                  (otherwise)
 """
-from .. import dispatch
+from .. import kernel_table
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -39,9 +39,9 @@ class RMSprop(Optimizer):
         if group['centered'] and 'grad_avg' not in state:
             state['grad_avg'] = xp.zeros_like(p)
         state['step'] += 1
-        fused = None if group['centered'] or mu > 0 else dispatch.kernel('rmsprop_step', p)
-        if fused is not None and fused(p, g, state['square_avg'], group['lr'], alpha, eps, group['weight_decay']):
-            return                                   # done in one fused pass (the same formulas)
+        if not group['centered'] and mu == 0:
+            kernel_table.rmsprop_step(p, g, state['square_avg'], group['lr'], alpha, eps, group['weight_decay'])
+            return                                   # the formulas below, in one pass
         if group['weight_decay'] != 0:
             g = g + group['weight_decay'] * p
         s = state['square_avg']

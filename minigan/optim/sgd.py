@@ -6,7 +6,7 @@
     g   = g + momentum * buf if nesterov else buf
     p   = p - lr * g
 """
-from .. import dispatch
+from .. import kernel_table
 from .optimizer import Optimizer
 
 
@@ -27,10 +27,9 @@ class SGD(Optimizer):
         if group['maximize']:
             g = -g
         mu = group['momentum']
-        fused = (dispatch.kernel('sgd_momentum_step', p) if mu != 0 and group['dampening'] == 0
-                 and not group['nesterov'] and 'momentum_buffer' in state else None)
-        if fused is not None and fused(p, g, state['momentum_buffer'], group['lr'], mu, group['weight_decay']):
-            return                                   # done in one fused pass (the same formulas)
+        if mu != 0 and group['dampening'] == 0 and not group['nesterov'] and 'momentum_buffer' in state:
+            kernel_table.sgd_momentum_step(p, g, state['momentum_buffer'], group['lr'], mu, group['weight_decay'])
+            return                                   # the formulas below, in one pass
         if group['weight_decay'] != 0:
             g = g + group['weight_decay'] * p
         if mu != 0:
