@@ -74,10 +74,11 @@ class ShardSource:
 
 
 def train(out, model, steps, sync_bn):
-    """`steps` steps of `model` at global batch 16 from seed 0; rank 0 saves the weights."""
+    """`steps` steps of `model` at global batch 16 from seed 0, in float64 (so that no float32
+    rounding flips a max-pooling winner between the runs); rank 0 saves the weights."""
     mg.manual_seed(0)
     rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (64, 3, 32, 32)).astype(np.float32)
+    images = rng.uniform(-1, 1, (64, 3, 32, 32))
     labels = rng.integers(0, 10, 64)
     reducer = dist.Reducer(bucket_mb=0.25)           # small buckets: several all-reduces per step
     if model == 'classifier':
@@ -87,6 +88,7 @@ def train(out, model, steps, sync_bn):
         G = Generator32(nz=16, ngf=8)
         D = Critic32(ndf=8) if model == 'wgan-gp' else Discriminator32(ndf=8)
         nets = [G, D]
+    nets = [n.double() for n in nets]
     if sync_bn:
         nets = [dist.convert_sync_batchnorm(n) for n in nets]
     for n in nets:

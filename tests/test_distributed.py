@@ -57,7 +57,7 @@ def test_two_processes_train_like_one_process_at_the_same_global_batch(tmp_path,
     two = np.load(tmp_path / f'{model}-n2-sync1.npz')
     assert one.files == two.files
     for k in one.files:
-        np.testing.assert_allclose(two[k], one[k], rtol=2e-5, atol=2e-6, err_msg=k)
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-9, atol=1e-11, err_msg=k)
 
 
 def test_without_sync_bn_each_shard_is_normalised_on_its_own(tmp_path):
