@@ -279,7 +279,8 @@ Plan plan_of(const Geom &g, size_t elem) {
     return {nb, chunks, parallel ? nt : 1, parallel};
 }
 
-// body(n0, count, slot) for every chunk.
+// body(n0, count, slot) for every chunk. Chunks go to threads as they free up: fine where
+// each chunk writes its own outputs (forward, backward-data).
 template <typename F>
 void run_chunks(const Geom &g, const Plan &p, F &&body) {
     if (!p.parallel) {
@@ -292,6 +293,25 @@ void run_chunks(const Geom &g, const Plan &p, F &&body) {
         const int slot = thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), slot);
+        if (prev > 0) blas_local(prev);
+    }
+}
+
+// run_chunks for a sum over the batch (backward-weight): slot s always gets the same
+// contiguous chunks, in order, whichever thread runs it, so that its partial sum, and the
+// slot-order sum of the partials, are the same on every run (at a given thread count).
+template <typename F>
+void run_chunks_in_order(const Geom &g, const Plan &p, F &&body) {
+    if (!p.parallel) {
+        run_chunks(g, p, body);
+        return;
+    }
+#pragma omp parallel num_threads(p.slots)
+    {
+        const int prev = blas_local(1);
+        for (int s = thread_num(); s < p.slots; s += team_size())
+            for (int64_t c = p.chunks * s / p.slots; c < p.chunks * (s + 1) / p.slots; ++c)
+                body(c * p.nb, std::min(p.nb, g.n - c * p.nb), s);
         if (prev > 0) blas_local(prev);
     }
 }
@@ -493,7 +513,7 @@ Arr<T> backward_weight(Arr<T> x, Arr<T> gy, int64_t kh, int64_t kw, int64_t sh, 
         const int64_t per = MK + p.nb * ((x_nhwc ? 0 : HWC) + P * K + (gy_nhwc ? 0 : P * g.m));
         T *work = scratch<T>(p.slots * per);
         for (int s = 0; s < p.slots; ++s) std::fill(work + s * per, work + s * per + MK, T(0));
-        run_chunks(g, p, [&](int64_t n0, int64_t cur, int slot) {
+        run_chunks_in_order(g, p, [&](int64_t n0, int64_t cur, int slot) {
             T *gwp = work + slot * per, *buf = gwp + MK;
             T *xt = const_cast<T *>(xd) + n0 * HWC, *gyt = const_cast<T *>(gyd) + n0 * P * g.m;
             if (!x_nhwc) {

@@ -120,21 +120,21 @@ void direct_conv_forward(const float *x, const ConvShape &s, const float *wt, fl
 }
 
 // gw[k, m] = sum over output pixels r of col[r, k] gy[r, m]: blocks of rows (about 256 KiB of
-// gathered col each) spread over the threads, each thread summing into its own (K x M)
-// partial, added at the end. gw: (kh, kw, C, M), overwritten.
+// gathered col each), split into nt contiguous runs, one per (K x M) partial, added in run
+// order at the end. A run always holds the same blocks, summed in order, whichever thread
+// takes it, so the result is the same on every call at a given thread count.
+// gw: (kh, kw, C, M), overwritten.
 void direct_conv_backward_weight(const float *x, const ConvShape &s, const float *gy, float *gw) {
     const int64_t K = s.kh * s.kw * s.c, M = s.m, P = s.oh * s.ow, rows = s.n * P;
     const int64_t rb = std::max<int64_t>(RT, (int64_t(1) << 16) / K), blocks = (rows + rb - 1) / rb;
     const int nt = std::max<int64_t>(1, std::min<int64_t>(team_for(rows * K), blocks));
     std::unique_ptr<float[]> parts(new float[size_t(nt) * K * M]());
 #pragma omp parallel num_threads(nt)
-    {
-        const int t = thread_num();
-        float *acc = parts.get() + t * K * M;
+    for (int run = thread_num(); run < nt; run += team_size()) {
+        float *acc = parts.get() + run * K * M;
         float *a = panel_scratch(rb * K + RT);
         std::fill(a + rb * K, a + rb * K + RT, 0.f);  // the last k tile may read past its row
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < blocks; ++b) {
+        for (int64_t b = blocks * run / nt; b < blocks * (run + 1) / nt; ++b) {
             const int64_t r0 = b * rb, cnt = std::min<int64_t>(rb, rows - r0);
             for (int64_t q = 0; q < cnt; ++q) {
                 const int64_t r = r0 + q, n = r / P, p = r % P;

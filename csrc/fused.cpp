@@ -61,8 +61,18 @@ Arr<T> leaky_relu_grad(Arr<T> gy, Arr<T> x, double slope) {
     return gx;
 }
 
+// A sum over rows in a fixed order: the rows split into `count` contiguous blocks (32, or
+// one per row when there are fewer), each summed in row order into its own partial by
+// whichever thread takes it, the partials then added in block order. The split does not
+// depend on the thread count or the scheduling, so neither does the sum.
+struct RowBlocks {
+    int64_t rows, count;
+    explicit RowBlocks(int64_t r) : rows(r), count(std::max<int64_t>(1, std::min<int64_t>(r, 32))) {}
+    int64_t begin(int64_t b) const { return rows * b / count; }
+};
+
 // Per-channel sums over N, H, W (bias gradients): x as (N, C, S) when `rows` is false, as
-// (R, C) channels-last rows when true. In double, per-thread partials over blocks of N or R.
+// (R, C) channels-last rows when true. In double, partials over RowBlocks of N or R.
 template <typename T>
 Arr<T> channel_sum(Arr<T> x, bool rows) {
     if (x.ndim() != (rows ? 2 : 3))
@@ -72,13 +82,12 @@ Arr<T> channel_sum(Arr<T> x, bool rows) {
     const T *xd = x.data();
     T *od = out.mutable_data();
     py::gil_scoped_release nogil;
-    const int nt = threads_for(n * C * S);
-    std::vector<double> part(size_t(nt * C), 0.0);
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = thread_num(), nth = team_size();
-        double *acc = part.data() + t * C;
-        for (int64_t r = n * t / nth; r < n * (t + 1) / nth; ++r) {
+    const RowBlocks rb(n);
+    std::vector<double> part(size_t(rb.count * C), 0.0);
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * C * S))
+    for (int64_t b = 0; b < rb.count; ++b) {
+        double *acc = part.data() + b * C;
+        for (int64_t r = rb.begin(b); r < rb.begin(b + 1); ++r) {
             const T *xr = xd + r * C * S;
             if (rows) {
 #pragma omp simd
@@ -95,7 +104,7 @@ Arr<T> channel_sum(Arr<T> x, bool rows) {
     }
     for (int64_t c = 0; c < C; ++c) {
         double sum = 0;
-        for (int t = 0; t < nt; ++t) sum += part[t * C + c];
+        for (int64_t b = 0; b < rb.count; ++b) sum += part[b * C + c];
         od[c] = T(sum);
     }
     return out;
@@ -190,11 +199,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward(Arr<T> x, std::optional<Ar
 }
 
 // The same two kernels for channels-last activations, x as (R, C) rows of C channels:
-// each thread sums its block of rows into per-channel partials, then one pass writes.
-struct RowBlocks {
-    int64_t rows, nt;
-    int64_t begin(int64_t t) const { return rows * t / nt; }
-};
+// the rows are summed by RowBlocks into per-channel partials, then one pass writes.
 
 template <typename T>
 std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::optional<Arr<T>> weight,
@@ -208,15 +213,14 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::option
     {  // no Python object is touched while the GIL is released
         py::gil_scoped_release nogil;
         const int nt = threads_for(R * C);
-        const RowBlocks rb{R, nt};
-        std::vector<double> part(size_t(2 * nt * C), 0.0), shift(C);
+        const RowBlocks rb(R);
+        std::vector<double> part(size_t(2 * rb.count * C), 0.0), shift(C);
         for (int64_t c = 0; c < C; ++c) shift[c] = R ? double(xd[c]) : 0.0;
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = thread_num();
-            double *sum = part.data() + 2 * t * C, *sq = sum + C;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t b = 0; b < rb.count; ++b) {
+            double *sum = part.data() + 2 * b * C, *sq = sum + C;
             const double *k = shift.data();
-            for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+            for (int64_t r = rb.begin(b); r < rb.begin(b + 1); ++r) {
                 const T *xr = xd + r * C;
 #pragma omp simd
                 for (int64_t c = 0; c < C; ++c) {
@@ -229,7 +233,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>, Arr<T>> bn_forward_nhwc(Arr<T> x, std::option
         std::vector<T> scale(C), offset(C);
         for (int64_t c = 0; c < C; ++c) {
             double sum = 0, sq = 0;
-            for (int t = 0; t < nt; ++t) sum += part[2 * t * C + c], sq += part[2 * t * C + C + c];
+            for (int64_t b = 0; b < rb.count; ++b) sum += part[2 * b * C + c], sq += part[2 * b * C + C + c];
             const double sm = sum / double(R);
             md[c] = T(shift[c] + sm);
             vd[c] = T(std::max(0.0, sq / double(R) - sm * sm));
@@ -263,13 +267,12 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward_nhwc(Arr<T> x, std::optional<Arr<
     {  // no Python object is touched while the GIL is released
         py::gil_scoped_release nogil;
         const int nt = threads_for(R * C);
-        const RowBlocks rb{R, nt};
-        std::vector<double> part(size_t(2 * nt * C), 0.0);
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = thread_num();
-            double *sg = part.data() + 2 * t * C, *sgx = sg + C;
-            for (int64_t r = rb.begin(t); r < rb.begin(t + 1); ++r) {
+        const RowBlocks rb(R);
+        std::vector<double> part(size_t(2 * rb.count * C), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t b = 0; b < rb.count; ++b) {
+            double *sg = part.data() + 2 * b * C, *sgx = sg + C;
+            for (int64_t r = rb.begin(b); r < rb.begin(b + 1); ++r) {
                 const T *xr = xd + r * C, *gr = gd + r * C;
 #pragma omp simd
                 for (int64_t c = 0; c < C; ++c) {
@@ -281,7 +284,7 @@ std::tuple<Arr<T>, Arr<T>, Arr<T>> bn_backward_nhwc(Arr<T> x, std::optional<Arr<
         std::vector<T> mg(C), mgx(C), scale(C);
         for (int64_t c = 0; c < C; ++c) {
             double a = 0, b = 0;
-            for (int t = 0; t < nt; ++t) a += part[2 * t * C + c], b += part[2 * t * C + C + c];
+            for (int64_t q = 0; q < rb.count; ++q) a += part[2 * q * C + c], b += part[2 * q * C + C + c];
             gbd[c] = T(a);
             gwd[c] = T(b);
             mg[c] = T(a / double(R));
