@@ -11,8 +11,20 @@ import minigan as mg
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.gpu)]
 
+# Test files whose result does not depend on which CPU kernel backend runs the ops (commands, run
+# folders, data, imports, the GPU's own kernels, and the runs that set their backend themselves):
+# they are marked `once`, and the README's test command runs them in its first pass only.
+ONCE = ('test_train', 'test_train_safety', 'test_evaluate', 'test_visualize', 'test_determinism',
+        'test_distributed', 'test_distributed_train', 'test_data_', 'test_cuda_', 'test_gpu_scripts',
+        'test_imports', 'test_tour', 'test_readme', 'test_run_lock', 'test_atomic_writes',
+        'test_checkpoint_safety', 'test_graph', 'test_backend')
+
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.stem
+        if any(name == f or (f.endswith('_') and name.startswith(f)) for f in ONCE):
+            item.add_marker(pytest.mark.once)
     if mg.cuda_available():
         return
     skip = pytest.mark.skip(reason='needs a GPU with CuPy (none here)')
