@@ -1,8 +1,8 @@
 """The plain reference convolution: im2col / col2im and one GEMM per primitive.
 
-Everything here works on raw arrays (NumPy or CuPy, picked from the input), so
-that a faster kernel (C++, numba, CUDA) can later replace any one of the three
-primitives behind a dispatcher without touching the autograd code in conv.py:
+Everything here works on raw arrays (NumPy or CuPy, picked from the input). It is the last
+column of minigan/kernel_table.py, the reference every faster kernel (C++, numba, CUDA) of the
+three primitives is tested against; conv.py's autograd code calls them through the table:
 
     conv2d_forward(x, w, stride, padding)                  -> y   (N, O, OH, OW)
     conv2d_backward_data(gy, w, x_shape, stride, padding)  -> gx  (N, C, H, W)
@@ -12,10 +12,9 @@ Layouts. Tensors are NCHW and weights (O, C, kH, kW), as in PyTorch. The column
 matrix is channels-last: `col[n, oh, ow, i, j, c] = x_pad[n, c, s*oh + i, s*ow + j]`,
 shape (N, OH, OW, kH, kW, C), which reshapes for free into the GEMM operand
 (N*OH*OW, kH*kW*C); the weight is permuted to match, (O, kH, kW, C) -> (O, K).
-Measured on the DCGAN-32 layers at batch 64 (2 threads, OpenBLAS), one big GEMM
-over this layout, whose reduction axis K is contiguous, was the fastest of four
-layouts tried (it beat both (C*kH*kW, N*OH*OW) with one GEMM and a batched GEMM
-over (N, C*kH*kW, OH*OW), which starves BLAS when OH*OW is 16 or 64).
+The rule: one big GEMM whose reduction axis K is contiguous. A batched GEMM per image
+would hand BLAS matrices of only OH*OW = 16 or 64 rows on the small layers and starve
+it (the layouts compared are in bench/RESULTS.md).
 
 im2col copies the kH*kW strided slices of the padded input (one strided view
 holding all of them, then one copy); col2im, its adjoint, scatter-adds the same
@@ -108,11 +107,10 @@ def conv2d_backward_data(gy, w, x_shape, stride=1, padding=0):
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
     if (sh, sw) == (1, 1) and ph < kh and pw < kw:
         # stride 1: the adjoint is a convolution itself, of gy with the flipped kernel, channel roles
-        # swapped, padding k - 1 - p: one im2col copy instead of kh*kw scatter-adds (the classifier's
-        # 3x3 layers at batch 128: 1.0-1.8x faster)
+        # swapped, padding k - 1 - p: one im2col copy instead of kh*kw scatter-adds into gx
         w_adj = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)                    # (C, O, kh, kw)
         return conv2d_forward(gy, w_adj, 1, (kh - 1 - ph, kw - 1 - pw))
-    gy_t = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)                  # (O, M), a copy (faster than NHWC)
+    gy_t = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)                  # (O, M): a contiguous GEMM operand
     gcol = xp.matmul(gy_t.T, _weight_matrix(w))                             # (M, K)
     return col2im(gcol.reshape(n, oh, ow, kh, kw, c), x_shape, stride, padding)
 
