@@ -38,8 +38,10 @@ def build_classifier(cfg, nc, n_classes):
 
 
 def build_upscaler(cfg, nc):
-    """The SRResNet of a super-resolution run: upscales by cfg['scale'] (2 or 4)."""
-    return SRResNet(scale=cfg['scale'], nc=nc, channels=cfg['sr_channels'], blocks=cfg['sr_blocks'])
+    """The SRResNet of a super-resolution run: upscales by cfg['scale'] (2 or 4), learning the
+    difference from bilinear upscaling."""
+    return SRResNet(scale=cfg['scale'], nc=nc, channels=cfg['sr_channels'], blocks=cfg['sr_blocks'],
+                    bilinear_skip=True)
 
 
 def build_sr_discriminator(cfg, nc):
