@@ -5,8 +5,9 @@ skip over all blocks, then one sub-pixel step per factor of 2 (conv to 4x the ch
 PixelShuffle(2), PReLU), and a 9x9 conv back to the image's channels. The output is not
 squashed (no tanh): it is compared with the target image directly by the content loss.
 With bilinear_skip=True the network adds its output to the bilinear upscaling of its input
-(F.interpolate), so it learns only the detail that interpolation misses: a short training on a
-CPU then starts from interpolation's quality instead of from noise.
+(F.interpolate) and its last conv starts at zero, so it begins as bilinear upscaling and learns
+only the detail that interpolation misses: a short training on a CPU then starts from
+interpolation's quality instead of from noise.
 
 SRDiscriminator: the adversarial variant's critic of SRGAN, strided 3x3 convs with BN and
 LeakyReLU, global average pooling and two linear layers, one logit per image.
@@ -45,6 +46,9 @@ class SRResNet(nn.Module):
             up += [nn.Conv2d(channels, channels * 4, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU()]
         self.upsample = nn.Sequential(*up)
         self.tail = nn.Conv2d(channels, nc, 9, 1, 4)
+        if bilinear_skip:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.nc:
