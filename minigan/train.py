@@ -5,6 +5,8 @@
     python -m minigan.train --data ~/photos/bicycles --image-size 64 --out runs/bikes
     python -m minigan.train --resume runs/bikes           # carry on after a crash, Ctrl-C or a sleep
     python -m minigan.train --model classifier --data cifar10 --epochs 10
+    python -m minigan.train --conditional --data mnist --model wgan-gp   # then: python -m minigan.sample RUN --class 7
+    python -m minigan.train --model sr --scale 2 --data cifar10          # then: python -m minigan.upscale RUN ...
 
 A run folder holds config.json, metrics.jsonl, samples/ (grids from a fixed
 noise batch), progress.gif, losses.png and checkpoints/ (latest.npz and one
@@ -41,7 +43,8 @@ def build_parser(suppress_defaults=False):
     p = _Parser(prog=PROG, allow_abbrev=False,
                 argument_default=argparse.SUPPRESS if suppress_defaults else None,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                description='Train a GAN (DCGAN, RaLSGAN, WGAN, WGAN-GP) or the classifier-32 with minigan, '
+                description='Train a GAN (DCGAN, RaLSGAN, WGAN, WGAN-GP; optionally class-conditional), the '
+                            'classifier-32 or a super-resolution SRResNet with minigan, '
                             'writing samples, metrics, plots and resumable checkpoints to a run folder.',
                 epilog='examples:\n'
                        '  python -m minigan.train                     DCGAN on synth digits, under 10 min on 2 cores\n'
@@ -49,6 +52,8 @@ def build_parser(suppress_defaults=False):
                        '  python -m minigan.train --data PATH/TO/IMAGES --image-size 64 --out runs/mine\n'
                        '  python -m minigan.train --resume runs/mine --epochs 40\n'
                        '  python -m minigan.train --model classifier --data cifar10 --epochs 10\n'
+                       '  python -m minigan.train --conditional --data mnist --model wgan-gp   G(z, class)\n'
+                       '  python -m minigan.train --model sr --scale 2 --data cifar10   an SRResNet upscaler\n'
                        '  python -m minigan.sample RUN_DIR --n 64 --out grid.png   new samples from a run')
 
     def add(*names, **kw):
@@ -77,7 +82,8 @@ def build_parser(suppress_defaults=False):
     add('--batch-size', type=_positive_int, metavar='B', help='images per batch (default: 64)')
     add('--lr', type=_positive_float,
         help='learning rate (default: per model: dcgan and ralsgan 2e-4 with Adam betas (0.5, 0.999); '
-             'wgan 5e-5 with RMSprop; wgan-gp 1e-4 with Adam betas (0.5, 0.9); classifier 1e-3 with Adam)')
+             'wgan 5e-5 with RMSprop; wgan-gp 1e-4 with Adam betas (0.5, 0.9); classifier 1e-3 with Adam; '
+             'sr 1e-4 with Adam)')
     add('--image-size', type=int, choices=(32, 64),
         help='32: DCGAN-32 and classifier-32; 64: DCGAN-64 (the DCGAN paper\'s) (default: 32)')
     add('--device', choices=('cpu', 'cuda', 'auto'),
