@@ -97,6 +97,9 @@ def main(argv=None):
 def _main(a):
     device = resolve_device(a.device) if a.device == 'auto' else a.device
     cfg = read_config(a.run_dir)
+    if cfg['model'] == 'sr':
+        raise EvaluateError(f'{a.run_dir} is a super-resolution run: its PSNR and SSIM against bicubic are in '
+                            'its quality.json and in the epoch lines of its metrics.jsonl')
     out = a.out or os.path.join(a.run_dir, 'eval')
     os.makedirs(out, exist_ok=True)
     if cfg['model'] == 'classifier':

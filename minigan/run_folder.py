@@ -64,7 +64,8 @@ def load_generator(run_dir, device='cpu', checkpoint_path=None):
     """The generator of a GAN run, with its latest (or the given) checkpoint's weights; G.nz is set."""
     cfg = read_config(run_dir)
     if cfg['model'] in ('classifier', 'sr'):
-        raise RunFolderError(f'{run_dir} is a {cfg["model"]} run: it has no generator; give the folder of a GAN run')
+        kind = 'classifier' if cfg['model'] == 'classifier' else 'super-resolution'
+        raise RunFolderError(f'{run_dir} is a {kind} run: it has no generator; give the folder of a GAN run')
     st, _ = load_state(run_dir, checkpoint_path)
     with keeping_random_state():
         G = build_generator(cfg, channels(cfg), int(cfg['dataset']['classes']))

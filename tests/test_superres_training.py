@@ -202,3 +202,12 @@ def test_upscale_errors_are_one_line(sr_run, tmp_path, capsys):
     assert upscale_mod.main([str(sr_run), '--input', str(tmp_path / 'grey.png'), '--convert',
                              '--out', str(tmp_path / 'o.png'), '--device', 'cpu']) == 0
     assert Image.open(tmp_path / 'o.png').mode == 'RGB'
+
+
+def test_sample_and_evaluate_refuse_an_sr_run_in_one_line(sr_run, capsys):
+    from minigan import evaluate as evaluate_mod
+    from minigan import sample as sample_mod
+    assert sample_mod.main([str(sr_run), '--device', 'cpu']) == 2
+    assert 'is a super-resolution run: it has no generator' in capsys.readouterr().err
+    assert evaluate_mod.main([str(sr_run), '--n', '10']) == 2
+    assert 'quality.json' in capsys.readouterr().err
