@@ -11,6 +11,10 @@ features and its class probabilities:
   modes             classes produced at least 1% of the time (the real data: all of them)
   label_kl          KL(real label distribution || generated) (lower)
 
+A conditional run (train --conditional) is asked for each class equally often, and also gets,
+per asked-for class, the share of its samples the evaluator reads as that class (accuracy) and
+the Fréchet distance to the real test images of that class (class_metrics.py).
+
 Each comes with its floor: the same metric for real train images (as many as the
 generated ones, or all there are) against the test split, i.e. what a perfect
 generator would score with this evaluator and this many samples.
@@ -24,7 +28,8 @@ import sys
 import time
 
 from .data import save_grid
-from .evaluation import (METRIC_KEYS, EvaluateError, RealReference, evaluate_classifier_run,  # noqa: F401
+from .evaluation import (METRIC_KEYS, balanced_labels, class_summary, format_class_table, per_class_metrics,
+                          EvaluateError, RealReference, evaluate_classifier_run,  # noqa: F401
                          evaluate_generator, evaluator_accuracy, evaluator_outputs, get_evaluator,
                          load_evaluator, memorisation_figure, nearest_neighbours, real_splits, subsample,
                          default_cache_dir, TrainingEvaluator)
@@ -89,6 +94,9 @@ def main(argv=None):
 def _main(a):
     device = resolve_device(a.device) if a.device == 'auto' else a.device
     cfg = read_config(a.run_dir)
+    if cfg['model'] == 'sr':
+        raise EvaluateError(f'{a.run_dir} is a super-resolution run: its PSNR and SSIM against bicubic are in '
+                            'its quality.json and in the epoch lines of its metrics.jsonl')
     out = a.out or os.path.join(a.run_dir, 'eval')
     os.makedirs(out, exist_ok=True)
     if cfg['model'] == 'classifier':
@@ -109,14 +117,25 @@ def _main(a):
     subset = min(a.kid_subset_size, a.n, len(test_x))
     ref = RealReference(evaluator, test_x, test_y, train_x, kid_subsets=a.kid_subsets,
                         kid_subset_size=subset, seed=a.seed)
-    samples = sample_generator(G, a.n, seed=a.seed, mode=a.g_mode)
-    result = ref.metrics(*evaluator_outputs(evaluator, samples))
+    labels = balanced_labels(len(classes), a.n) if cfg.get('conditional') else None
+    samples = sample_generator(G, a.n, seed=a.seed, mode=a.g_mode, labels=labels)
+    features, probs = evaluator_outputs(evaluator, samples)
+    result = ref.metrics(features, probs)
     floor = ref.floors(a.n)
     result.update({k + '_floor': floor[k] for k in METRIC_KEYS})
     result = {k: (int(v) if k.startswith('modes') else float(v)) for k, v in result.items()}
     print(format_table(result))
     print(f'{a.n} generated samples; floors from {floor["n"]} real train images; '
           f'{len(test_x)} real test images; KID over {a.kid_subsets} subsets of {subset}')
+    per_class = None
+    if labels is not None:
+        per_class = per_class_metrics(features, probs, labels, ref, classes)
+        print(format_class_table(per_class))
+        extra = class_summary(per_class, labels, probs)
+        mean_fd = 'n/a' if extra['mean_class_fd'] is None else f'{extra["mean_class_fd"]:.4f}'
+        print(f'conditional: {extra["class_accuracy"]:.3f} of the samples are read as the class asked for; '
+              f'mean per-class fd {mean_fd}')
+        result.update(extra)
     save_grid(samples[:64], os.path.join(out, 'samples.png'), nrow=8)
     q = samples[:16]
     idx = nearest_neighbours(q, train_x, k=a.neighbours)
@@ -124,9 +143,12 @@ def _main(a):
     details = dict(result, n=a.n, n_floor=floor['n'], n_test=len(test_x), evaluator=os.path.abspath(ev_dir),
                    evaluator_test_accuracy=evaluator_accuracy(ev_dir), real_data=note,
                    checkpoint=a.checkpoint or 'latest', g_mode=a.g_mode, seconds=time.perf_counter() - t0)
+    if per_class is not None:
+        details['per_class'] = per_class
     _write_json(os.path.join(out, 'metrics.json'), details)
     if a.json:
-        _write_json(a.json, {k: result[k] for k in METRIC_KEYS + tuple(k + '_floor' for k in METRIC_KEYS)})
+        keys = METRIC_KEYS + tuple(k + '_floor' for k in METRIC_KEYS) + ('class_accuracy', 'mean_class_fd')
+        _write_json(a.json, {k: result[k] for k in keys if k in result})
     print(f'wrote {out}/metrics.json, samples.png, memorisation.png'
           + (f' and {a.json}' if a.json else ''))
     return 0

@@ -116,6 +116,13 @@ def batch_rand(*shape, dtype=np.float32, device=None):
     return _make(draw_for_batch(_generator.random, _shape(shape)), dtype, device, False)
 
 
+def batch_randint(low, high, batch, dtype=np.int64, device=None):
+    """randint in [low, high) for one batch of examples (a conditional GAN's fake labels), sharded
+    like batch_randn."""
+    return _make(draw_for_batch(lambda shape: _generator.integers(low, high, size=shape), (int(batch),)),
+                 dtype, device, False)
+
+
 def zeros(*shape, dtype=np.float32, device=None, requires_grad=False):
     return _make(np.zeros(_shape(shape)), dtype, device, requires_grad)
 

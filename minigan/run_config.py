@@ -16,9 +16,10 @@ from . import __version__, backend
 from .atomic import write_text
 from .errors import UsageError
 
-DATASETS = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10')
-MODELS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp', 'classifier')
-DEFAULT_LR = {'dcgan': 2e-4, 'ralsgan': 2e-4, 'wgan': 5e-5, 'wgan-gp': 1e-4, 'classifier': 1e-3}
+DATASETS = ('synth', 'svhn', 'mnist', 'fashion-mnist', 'cifar10', 'chars74k')
+GAN_MODELS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp')
+MODELS = GAN_MODELS + ('classifier', 'sr')
+DEFAULT_LR = {'dcgan': 2e-4, 'ralsgan': 2e-4, 'wgan': 5e-5, 'wgan-gp': 1e-4, 'classifier': 1e-3, 'sr': 1e-4}
 DEFAULT_EPOCHS = 25
 # The quick demo (--data synth with neither --epochs nor --max-steps): DCGAN-32 at half width
 # (ngf = ndf = 32, a quarter of the FLOPs) for 6 epochs of the 50,000 synth images, so that it
@@ -37,6 +38,8 @@ DEFAULTS = {
     'ndf': None, 'n_critic': 5, 'clip': 0.01, 'gp_weight': 10.0,
     'distributed': False, 'sync_bn': False, 'bucket_mb': 25.0,
     'restart': False, 'allow_changed_data': False,
+    'conditional': False, 'scale': 2, 'adversarial': False, 'content_loss': 'l1', 'sr_channels': 32,
+    'sr_blocks': 4, 'feature_weight': 0.006, 'adversarial_weight': 1e-3, 'feature_classifier': None,
 }
 # flags about this invocation, not settings of the run (never in config.json)
 SESSION_FLAGS = ('resume', 'restart', 'allow_changed_data')
@@ -59,8 +62,8 @@ def _check_data_name(name):
 
 
 def _is_digits(name):
-    """The digit sets, where a mirrored image is not a digit (no random flips by default)."""
-    return str(name).lower() in ('synth', 'svhn', 'mnist')
+    """The digit and letter sets, where a mirrored image is not a character (no random flips by default)."""
+    return str(name).lower() in ('synth', 'svhn', 'mnist', 'chars74k')
 
 
 def new_config(settings):
@@ -85,19 +88,36 @@ def new_config(settings):
         raise UsageError('--cuda-graph needs --device cuda (a GPU) and --model dcgan')
     if model == 'classifier' and given['image_size'] != 32:
         raise UsageError('the classifier is classifier-32: use --image-size 32')
+    if given['conditional'] and model not in GAN_MODELS:
+        raise UsageError(f'--conditional goes with a GAN --model ({", ".join(GAN_MODELS)}), not {model}')
+    if given['conditional'] and given['labels_file'] is not None:
+        raise UsageError('--conditional needs one class per image: leave out --labels-file')
+    if given['conditional'] and given['cuda_graph']:
+        raise UsageError('--cuda-graph captures the unconditional dcgan step: leave out --conditional')
+    if model != 'sr' and given['adversarial']:
+        raise UsageError('--adversarial is the SRGAN variant of --model sr')
+    if model == 'sr' and given['scale'] not in (2, 4):
+        raise UsageError(f'--scale is 2 or 4, not {given["scale"]}')
+    if model == 'sr' and given['adversarial'] and given['image_size'] != 32:
+        raise UsageError('--adversarial takes its feature loss from classifier-32: use --image-size 32')
+    if model == 'sr' and given['distributed']:
+        raise UsageError('--distributed trains the GANs and the classifier, not --model sr')
     cfg['optimizer'] = optimizer_settings(model, cfg['lr'])
     return cfg
 
 
 def optimizer_settings(model, lr):
     """The optimiser of each algorithm's paper: Adam with betas (0.5, 0.999) for DCGAN and RaLSGAN,
-    RMSprop for WGAN, Adam with betas (0.5, 0.9) for WGAN-GP, plain Adam for the classifier."""
+    RMSprop for WGAN, Adam with betas (0.5, 0.9) for WGAN-GP, plain Adam for the classifier and
+    for super-resolution (SRGAN's)."""
     if model in ('dcgan', 'ralsgan'):
         return {'name': 'Adam', 'lr': lr, 'betas': [0.5, 0.999]}
     if model == 'wgan':
         return {'name': 'RMSprop', 'lr': lr, 'alpha': 0.99, 'eps': 1e-8}
     if model == 'wgan-gp':
         return {'name': 'Adam', 'lr': lr, 'betas': [0.5, 0.9]}
+    if model == 'sr':
+        return {'name': 'Adam', 'lr': lr, 'betas': [0.9, 0.999]}
     return {'name': 'Adam', 'lr': lr, 'betas': [0.9, 0.999]}
 
 

@@ -19,7 +19,7 @@ from . import checkpoint
 from .errors import NonFiniteError, UsageError
 from . import random as mgr
 from .data import load_dataset
-from .models import build_classifier, build_discriminator, build_generator
+from .models import build_classifier, build_discriminator, build_generator, build_upscaler
 
 
 class RunFolderError(UsageError):
@@ -79,14 +79,29 @@ def keeping_random_state():
 def load_generator(run_dir, device='cpu', checkpoint_path=None):
     """The generator of a GAN run, with its latest (or the given) checkpoint's weights; G.nz is set."""
     cfg = read_config(run_dir)
-    if cfg['model'] == 'classifier':
-        raise RunFolderError(f'{run_dir} is a classifier run: it has no generator')
+    if cfg['model'] in ('classifier', 'sr'):
+        kind = 'classifier' if cfg['model'] == 'classifier' else 'super-resolution'
+        raise RunFolderError(f'{run_dir} is a {kind} run: it has no generator; give the folder of a GAN run')
     st, path = load_state(run_dir, checkpoint_path)
     with keeping_random_state():
-        G = build_generator(cfg, channels(cfg))
+        G = build_generator(cfg, channels(cfg), int(cfg['dataset']['classes']))
     checkpoint.load_weights(G, checkpoint.require(st, ['G'], path)['G'], path, 'G')
     G.nz = int(cfg['nz'])
     return G.to(device)
+
+
+def load_upscaler(run_dir, device='cpu', checkpoint_path=None):
+    """(SRResNet in eval mode, config) of a super-resolution run, with its latest (or the given)
+    checkpoint's weights."""
+    cfg = read_config(run_dir)
+    if cfg['model'] != 'sr':
+        raise RunFolderError(f'{run_dir} is a {cfg["model"]} run, not a super-resolution one: give the '
+                             'folder of a python -m minigan.train --model sr run')
+    st, _ = load_state(run_dir, checkpoint_path)
+    with keeping_random_state():
+        G = build_upscaler(cfg, channels(cfg))
+    G.load_state_dict(st['G'])
+    return G.to(device).eval(), cfg
 
 
 def load_run_model(run_dir, net='auto', device='cpu', checkpoint_path=None):
@@ -101,18 +116,25 @@ def load_run_model(run_dir, net='auto', device='cpu', checkpoint_path=None):
         with keeping_random_state():
             model = build_classifier(cfg, nc, int(cfg['dataset']['classes']))
         checkpoint.load_weights(model, checkpoint.require(st, ['net'], path)['net'], path, 'classifier')
-        names, kind = _class_names(cfg), 'classifier'
+        names, kind = class_names(cfg), 'classifier'
     else:
         if net == 'classifier':
             raise RunFolderError(f'{run_dir} is a {cfg["model"]} run: use its discriminator (--net D)')
+        if cfg['model'] == 'sr':
+            raise RunFolderError(f'{run_dir} is a super-resolution run: it has no classifier or discriminator '
+                                 'to look at')
+        if cfg.get('conditional'):
+            raise RunFolderError(f'{run_dir} is a conditional run: its discriminator judges an image with a '
+                                 'class, D(x, y), not an image alone')
         with keeping_random_state():
-            model = build_discriminator(cfg, nc)
+            model = build_discriminator(cfg, nc, int(cfg['dataset']['classes']))
         checkpoint.load_weights(model, checkpoint.require(st, ['D'], path)['D'], path, 'D')
         names, kind = ['real'], 'D'
     return model.to(device).eval(), names, shape, kind
 
 
-def _class_names(cfg):
+def class_names(cfg):
+    """The class names of a run's data, in label order."""
     if str(cfg['data']).lower() in ('synth', 'svhn', 'mnist'):
         return [str(d) for d in range(10)]
     try:

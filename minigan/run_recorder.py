@@ -18,6 +18,7 @@ Rules it keeps:
 """
 import contextlib
 import glob
+import json
 import os
 import re
 import shlex
@@ -137,7 +138,8 @@ class RunRecorder:
         """The progress bar (unless --quiet) and the line that says what is trained on what."""
         cfg, s = self.cfg, self.setup
         self._bar = self._progress_bar()
-        what = 'GAN' if self.gan else 'classifier'
+        what = ('conditional GAN' if self.cfg.get('conditional') else 'GAN') if self.gan else (
+            f'upscaler x{cfg["scale"]}' if self.setup.sr else 'classifier')
         self.say(f'training {cfg["model"]} ({what}) on {s.dataset_info["name"]}: {len(s.ds)} images '
                  f'{"x".join(map(str, s.ds.image_shape))}, {s.steps_per_epoch} batches of '
                  f'{cfg["batch_size"]} per epoch, {s.planned} steps planned, device {s.device}; '
@@ -190,9 +192,10 @@ class RunRecorder:
             self.say(f'epoch {record["epoch"]}/{self.cfg["epochs"]} step {self.step}/{planned} {body} '
                      f'| {record["images_per_s"]:.0f} img/s | eta {_fmt_time(left)}')
 
-    def end_epoch(self, test_acc=None):
-        """An 'epoch' line (the means of its steps; the classifier's train and test accuracy), the
-        epoch's sample grid, checkpoints/epoch_NNN.npz and latest.npz, and the plots."""
+    def end_epoch(self, test_acc=None, quality=None):
+        """An 'epoch' line (the means of its steps; the classifier's train and test accuracy; an
+        upscaler's PSNR and SSIM against bicubic), the epoch's sample grid (a GAN's, an upscaler's
+        comparison), checkpoints/epoch_NNN.npz and latest.npz, and the plots."""
         cfg = self.cfg
         self.epoch += 1
         rec = {'type': 'epoch', 'epoch': self.epoch, 'step': self.step, 'steps': self.epoch_steps}
@@ -205,6 +208,9 @@ class RunRecorder:
                 rec['diversity'] = self.sample_grid(name)
             copy_file(os.path.join(self.run_dir, 'samples', name),
                       os.path.join(self.run_dir, 'samples', f'epoch_{self.epoch:03d}.png'))
+        elif self.setup.sr:
+            rec.update(quality)
+            self.sr_comparison(f'epoch_{self.epoch:03d}.png')
         else:
             rec['train_acc'] = rec.pop('acc', None)
             rec['test_acc'] = test_acc
@@ -223,7 +229,7 @@ class RunRecorder:
         """samples/NAME (default step_NNNNNN.png): G on the fixed noise; returns the samples' diversity
         relative to real images, and warns of a mode collapse when it is low."""
         name = name or f'step_{self.step:06d}.png'
-        images = generate(self.setup.G, self.setup.fixed_noise)
+        images = generate(self.setup.G, self.setup.fixed_noise, self.setup.fixed_labels)
         path = os.path.join(self.run_dir, 'samples', name)
         save_grid(images, path, nrow=8)
         ratio = runlog.mean_pairwise_distance(images.numpy()) / max(self.setup.real_diversity, 1e-12)
@@ -232,6 +238,21 @@ class RunRecorder:
                       f'{ratio:.2f} times as diverse as real images (mean pairwise distance); '
                       f'look at {path}')
         return ratio
+
+    def sr_comparison(self, name):
+        """samples/NAME: rows bicubic | the upscaler | original, of held-out images."""
+        save_grid(self.setup.sr_comparison(), os.path.join(self.run_dir, 'samples', name), nrow=8)
+
+    def sr_report(self):
+        """The upscaler's PSNR and SSIM against bicubic now, printed and written to quality.json."""
+        q = self.setup.sr_quality()
+        q.update(step=self.step, held_out=int(len(self.setup.held_out)), scale=self.cfg['scale'])
+        with open(os.path.join(self.run_dir, 'quality.json'), 'w', encoding='utf-8') as f:
+            json.dump(q, f, indent=2)
+            f.write('\n')
+        self.say(f'held-out x{self.cfg["scale"]} at step {self.step}: PSNR {q["psnr"]:.2f} dB (bicubic '
+                 f'{q["psnr_bicubic"]:.2f}), SSIM {q["ssim"]:.4f} (bicubic {q["ssim_bicubic"]:.4f}) on '
+                 f'{q["held_out"]} images; quality.json')
 
     def write_plots(self, animation=True):
         """losses.png (and metrics.png with --eval-every); progress.gif too unless animation=False."""
@@ -319,6 +340,9 @@ class RunRecorder:
             last = os.path.join(self.run_dir, 'samples', f'step_{self.step:06d}.png')
             if not os.path.exists(last):
                 self.sample_grid()
+        elif self.setup.sr:
+            self.sr_comparison(f'step_{self.step:06d}.png')
+            self.sr_report()
         else:
             self.confusion()
         self.write_plots()

@@ -5,6 +5,8 @@
     python -m minigan.train --data ~/photos/bicycles --image-size 64 --out runs/bikes
     python -m minigan.train --resume runs/bikes           # carry on after a crash, Ctrl-C or a sleep
     python -m minigan.train --model classifier --data cifar10 --epochs 10
+    python -m minigan.train --conditional --data mnist --model wgan-gp   # then: python -m minigan.sample RUN --class 7
+    python -m minigan.train --model sr --scale 2 --data cifar10          # then: python -m minigan.upscale RUN ...
 
 A run folder holds config.json, metrics.jsonl, samples/ (grids from a fixed
 noise batch), progress.gif, losses.png and checkpoints/ (latest.npz and one
@@ -24,7 +26,7 @@ import sys
 from . import checkpoint, run_lock
 from .data.fingerprint import check as check_fingerprint
 from .errors import INTERRUPTED, run_command
-from .evaluation import TrainingEvaluator
+from .evaluation import TrainingEvaluator, get_evaluator, real_splits
 from .gan.sampling import generate  # noqa: F401  (kept importable from here for older callers)
 from .run_config import (DEFAULTS, DEFAULT_EPOCHS, FULL_WIDTH, MODELS, QUICK_EPOCHS, QUICK_WIDTH,
                          UsageError, new_config, resume_config)
@@ -44,7 +46,8 @@ def build_parser(suppress_defaults=False):
     p = _Parser(prog=PROG, allow_abbrev=False,
                 argument_default=argparse.SUPPRESS if suppress_defaults else None,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                description='Train a GAN (DCGAN, RaLSGAN, WGAN, WGAN-GP) or the classifier-32 with minigan, '
+                description='Train a GAN (DCGAN, RaLSGAN, WGAN, WGAN-GP; optionally class-conditional), the '
+                            'classifier-32 or a super-resolution SRResNet with minigan, '
                             'writing samples, metrics, plots and resumable checkpoints to a run folder.',
                 epilog='examples:\n'
                        '  python -m minigan.train                     DCGAN on synth digits, under 10 min on 2 cores\n'
@@ -52,6 +55,8 @@ def build_parser(suppress_defaults=False):
                        '  python -m minigan.train --data PATH/TO/IMAGES --image-size 64 --out runs/mine\n'
                        '  python -m minigan.train --resume runs/mine --epochs 40\n'
                        '  python -m minigan.train --model classifier --data cifar10 --epochs 10\n'
+                       '  python -m minigan.train --conditional --data mnist --model wgan-gp   G(z, class)\n'
+                       '  python -m minigan.train --model sr --scale 2 --data cifar10   an SRResNet upscaler\n'
                        '  python -m minigan.sample RUN_DIR --n 64 --out grid.png   new samples from a run')
 
     def add(*names, **kw):
@@ -61,14 +66,15 @@ def build_parser(suppress_defaults=False):
 
     add('--data', metavar='NAME|PATH',
         help='training set: synth (built in, generated on first use), svhn, mnist, fashion-mnist, cifar10, '
-             'or a folder of images (class sub-folders become labels) (default: synth)')
+             'chars74k, or a folder of images (class sub-folders become labels) (default: synth)')
     add('--data-dir', metavar='DIR',
         help='where datasets are found, downloaded and cached (default: $MINIGAN_DATA, else a per-user '
              'cache folder)')
     add('--model', choices=MODELS,
         help='dcgan: non-saturating GAN loss (BCE on logits); ralsgan: relativistic average least squares; '
              'wgan: weight clipping, RMSprop; wgan-gp: gradient penalty, critic without batch norm; '
-             'classifier: classifier-32 with cross-entropy (default: dcgan)')
+             'classifier: classifier-32 with cross-entropy; sr: an SRResNet that upscales the data\'s '
+             'images by --scale (default: dcgan)')
     add('--epochs', type=_positive_int, metavar='N',
         help=f'passes over the training set (default: {DEFAULT_EPOCHS}; with --data synth and neither '
              f'--epochs nor --max-steps given: {QUICK_EPOCHS}, the quick demo, which also takes '
@@ -79,7 +85,8 @@ def build_parser(suppress_defaults=False):
     add('--batch-size', type=_positive_int, metavar='B', help='images per batch (default: 64)')
     add('--lr', type=_positive_float,
         help='learning rate (default: per model: dcgan and ralsgan 2e-4 with Adam betas (0.5, 0.999); '
-             'wgan 5e-5 with RMSprop; wgan-gp 1e-4 with Adam betas (0.5, 0.9); classifier 1e-3 with Adam)')
+             'wgan 5e-5 with RMSprop; wgan-gp 1e-4 with Adam betas (0.5, 0.9); classifier 1e-3 with Adam; '
+             'sr 1e-4 with Adam)')
     add('--image-size', type=int, choices=(32, 64),
         help='32: DCGAN-32 and classifier-32; 64: DCGAN-64 (the DCGAN paper\'s) (default: 32)')
     add('--device', choices=('cpu', 'cuda', 'auto'),
@@ -146,6 +153,30 @@ def build_parser(suppress_defaults=False):
         help='wgan: critic weights are clipped to [-CLIP, CLIP] after every critic step (default: 0.01)')
     add('--gp-weight', type=_positive_float,
         help='wgan-gp: weight lambda of the gradient penalty (default: 10)')
+    add('--conditional', action='store_true',
+        help='dcgan, ralsgan, wgan, wgan-gp: a class-conditional GAN, G(z, class) and a projection '
+             'discriminator D(x, class) trained on the data\'s labels; the sample grids show one class per '
+             'row (default: off)')
+    add('--scale', type=int, choices=(2, 4),
+        help='sr: the upscaling factor; the low-resolution inputs are the training images averaged over '
+             'SCALE x SCALE boxes (default: 2)')
+    add('--adversarial', action='store_true',
+        help='sr: SRGAN, adding a discriminator and a feature loss through the cached evaluator '
+             'classifier-32 of the data (trained on first use) to the content loss (default: off)')
+    add('--content-loss', choices=('l1', 'mse'),
+        help='sr: the pixel loss between the upscaled and the original image (default: l1)')
+    add('--sr-channels', type=_positive_int, metavar='C',
+        help='sr: width of the SRResNet and of its discriminator (default: 32)')
+    add('--sr-blocks', type=_positive_int, metavar='N',
+        help='sr: residual blocks of the SRResNet (default: 4)')
+    add('--feature-weight', type=_positive_float, metavar='W',
+        help='sr --adversarial: weight of the classifier-feature loss (default: 0.006)')
+    add('--adversarial-weight', type=_positive_float, metavar='W',
+        help='sr --adversarial: weight of the generator\'s adversarial loss (default: 0.001)')
+    add('--feature-classifier', metavar='RUN_DIR',
+        help='sr --adversarial: a classifier run whose classifier-32 gives the feature loss (default: the '
+             'evaluator classifier-32 of python -m minigan.evaluate for the data, trained on first use and '
+             'cached)')
     add('--distributed', action='store_true',
         help='data parallel over the processes of `mpiexec -n N`: each trains on its N-th of every '
              '--batch-size batch (which must divide by N), gradients are averaged over MPI (NCCL on '
@@ -206,6 +237,19 @@ def _sample_scorer(cfg, setup):
                              root=cfg['data_dir'], say=lambda msg: print(msg, flush=True))
 
 
+def _feature_classifier(cfg, setup):
+    """sr --adversarial without --feature-classifier: the cached evaluator classifier-32 of the data
+    (trained on first use), recorded in config.json so that a resumed run looks through the same one."""
+    if cfg['model'] != 'sr' or not cfg['adversarial'] or cfg.get('feature_classifier'):
+        return
+    full = dict(cfg, dataset=setup.dataset_info)
+    n_train = len(real_splits(full, cfg['data_dir'])[0])
+    cfg['feature_classifier'] = os.path.abspath(
+        get_evaluator(full, n_train, device=setup.device, root=cfg['data_dir'],
+                      say=lambda msg: print(msg, flush=True)))
+    setup.use_feature_classifier(cfg['feature_classifier'])
+
+
 def main(argv=None):
     """The `minigan-train` command; returns the exit status (the table is in minigan/errors.py)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -247,6 +291,7 @@ def _train(args, argv):
                 print(f'warning: training on changed data, as --allow-changed-data asks: {"; ".join(changed)}',
                       file=sys.stderr, flush=True)
         scorer = _sample_scorer(cfg, setup)
+        _feature_classifier(cfg, setup)
         recorder = data_parallel.recorder if cfg.get('distributed') else RunRecorder
         run = recorder(cfg, run_dir, setup, args.resume is not None)
         try:

@@ -10,6 +10,12 @@ network being updated only, so the generator step never computes the
 discriminator's weight gradients (the engine skips every branch that does not
 lead to the requested tensors), and the discriminator step never touches G.
 
+A conditional GAN (num_classes set) passes labels along: real batches come with their
+labels from the data, fake batches with labels drawn uniformly over the classes, and both
+networks take them: G(z, y), D(x, y). In a WGAN critic step the fakes take the real batch's
+labels instead, so that the penalty's x̂ = x + α (G(z, y) - x) mixes two images of one class
+y and the critic judges it as that class.
+
 Before each optimiser step the loss is checked: a NaN or Inf raises
 `NonFiniteLoss` before any weight has been changed by it.
 """
@@ -70,12 +76,13 @@ class GANTrainer:
     set_grads = staticmethod(set_grads)
 
     def __init__(self, algorithm, G, D, opt_g, opt_d, nz=100, clip_value=0.01, n_critic=5,
-                 gp_weight=10.0):
+                 gp_weight=10.0, num_classes=None):
         if algorithm not in ALGORITHMS:
             raise ValueError(f'unknown GAN algorithm {algorithm!r}: use one of {", ".join(ALGORITHMS)}')
         self.algorithm, self.G, self.D = algorithm, G, D
         self.opt_g, self.opt_d = opt_g, opt_d
         self.nz, self.clip_value, self.n_critic, self.gp_weight = nz, clip_value, n_critic, gp_weight
+        self.num_classes = num_classes             # None: unconditional
         self.g_params = list(G.parameters())
         self.d_params = list(D.parameters())
 
@@ -83,8 +90,22 @@ class GANTrainer:
     def noise(self, batch, like):
         return mgr.batch_randn(batch, self.nz, 1, 1, dtype=like.dtype, device=like.device)
 
-    def critic(self, x):
-        return self.D(x).reshape(-1)
+    def fake_labels(self, batch, like):
+        """Classes for a batch of fakes, uniform over the classes (None for an unconditional GAN)."""
+        if self.num_classes is None:
+            return None
+        return mgr.batch_randint(0, self.num_classes, batch, device=like.device)
+
+    def generate(self, z, labels=None):
+        return self.G(z) if labels is None else self.G(z, labels)
+
+    def critic(self, x, labels=None):
+        return (self.D(x) if labels is None else self.D(x, labels)).reshape(-1)
+
+    def _real(self, batch):
+        """(images, labels) of a real batch; labels only for a conditional GAN."""
+        images, labels = batch
+        return images, (labels if self.num_classes is not None else None)
 
     def _update(self, loss, params, opt):
         self.set_grads(loss, params)
@@ -109,15 +130,17 @@ class GANTrainer:
         return self._step_wgan_gp(source, step_index)
 
     def _step_dcgan(self, source, step_index):
-        real, _ = source.next()
-        fake = self.G(self.noise(real.shape[0], real))
-        d_real = self.critic(real)
-        d_fake = self.critic(fake.detach())
+        real, y_real = self._real(source.next())
+        z = self.noise(real.shape[0], real)
+        y_fake = self.fake_labels(real.shape[0], real)
+        fake = self.generate(z, y_fake)
+        d_real = self.critic(real, y_real)
+        d_fake = self.critic(fake.detach(), y_fake)
         loss_d = losses.dcgan_d_loss(d_real, d_fake)
         out = {'loss_d': _checked('loss_d', loss_d), 'd_x': _mean_sigmoid(d_real),
                'd_g_z1': _mean_sigmoid(d_fake)}
         self._update(loss_d, self.d_params, self.opt_d)
-        d_fake = self.critic(fake)                     # D after its step, on the same fakes
+        d_fake = self.critic(fake, y_fake)             # D after its step, on the same fakes
         loss_g = losses.dcgan_g_loss(d_fake)
         out['loss_g'] = _checked('loss_g', loss_g)
         out['d_g_z2'] = _mean_sigmoid(d_fake)
@@ -126,18 +149,22 @@ class GANTrainer:
         return out
 
     def _step_ralsgan(self, source, step_index):
-        real, _ = source.next()
-        fake = self.G(self.noise(real.shape[0], real))
-        c_real = self.critic(real)
-        c_fake = self.critic(fake.detach())
+        real, y_real = self._real(source.next())
+        z = self.noise(real.shape[0], real)
+        y_fake = self.fake_labels(real.shape[0], real)
+        fake = self.generate(z, y_fake)
+        c_real = self.critic(real, y_real)
+        c_fake = self.critic(fake.detach(), y_fake)
         loss_d = losses.ralsgan_d_loss(c_real, c_fake)
         out = {'loss_d': _checked('loss_d', loss_d),
                'c_real': _scalar(c_real.mean()), 'c_fake': _scalar(c_fake.mean())}
         self._update(loss_d, self.d_params, self.opt_d)
-        real2, _ = source.fresh()                      # the G step sees a fresh real batch and fresh z
-        fake2 = self.G(self.noise(real2.shape[0], real2))
-        c_real2 = self.critic(real2).detach()          # G's gradient does not flow through C(x_r)
-        loss_g = losses.ralsgan_g_loss(c_real2, self.critic(fake2))
+        real2, y_real2 = self._real(source.fresh())    # the G step sees a fresh real batch and fresh z
+        z2 = self.noise(real2.shape[0], real2)
+        y_fake2 = self.fake_labels(real2.shape[0], real2)
+        fake2 = self.generate(z2, y_fake2)
+        c_real2 = self.critic(real2, y_real2).detach()   # G's gradient does not flow through C(x_r)
+        loss_g = losses.ralsgan_g_loss(c_real2, self.critic(fake2, y_fake2))
         out['loss_g'] = _checked('loss_g', loss_g)
         self._update(loss_g, self.g_params, self.opt_g)
         out['real_images'] = real.shape[0] + real2.shape[0]
@@ -149,14 +176,15 @@ class GANTrainer:
         for _ in range(n):
             if source.remaining() <= 0:                # the epoch ran out: go on to the G step
                 break
-            real, _ = source.next()
+            real, y = self._real(source.next())         # the fakes take the real batch's classes
             with no_grad():
-                fake = self.G(self.noise(real.shape[0], real))
-            c_real, c_fake = self.critic(real), self.critic(fake)
+                fake = self.generate(self.noise(real.shape[0], real), y)
+            c_real, c_fake = self.critic(real, y), self.critic(fake, y)
             loss_d = losses.wgan_d_loss(c_real, c_fake)
             sums['wasserstein'] += -_scalar(loss_d)
             if penalty:
-                gp = losses.gradient_penalty(self.D, real, fake, weight=self.gp_weight)
+                critic = self.D if y is None else (lambda x: self.D(x, y))
+                gp = losses.gradient_penalty(critic, real, fake, weight=self.gp_weight)
                 sums['gp'] += _checked('gp', gp)
                 loss_d = loss_d + gp
             sums['loss_d'] += _checked('loss_d', loss_d)
@@ -173,7 +201,9 @@ class GANTrainer:
         return out
 
     def _generator_step(self, batch, like):
-        loss_g = losses.wgan_g_loss(self.critic(self.G(self.noise(batch, like))))
+        z = self.noise(batch, like)
+        y = self.fake_labels(batch, like)
+        loss_g = losses.wgan_g_loss(self.critic(self.generate(z, y), y))
         v = _checked('loss_g', loss_g)
         self._update(loss_g, self.g_params, self.opt_g)
         return v

@@ -4,12 +4,17 @@ SRResNet: a 9x9 conv, residual blocks (conv-BN-PReLU-conv-BN plus the input), a 
 skip over all blocks, then one sub-pixel step per factor of 2 (conv to 4x the channels,
 PixelShuffle(2), PReLU), and a 9x9 conv back to the image's channels. The output is not
 squashed (no tanh): it is compared with the target image directly by the content loss.
+With bilinear_skip=True the network adds its output to the bilinear upscaling of its input
+(F.interpolate) and its last conv starts at zero, so it begins as bilinear upscaling and learns
+only the detail that interpolation misses: a short training on a CPU then starts from
+interpolation's quality instead of from noise.
 
 SRDiscriminator: the adversarial variant's critic of SRGAN, strided 3x3 convs with BN and
 LeakyReLU, global average pooling and two linear layers, one logit per image.
 """
 import math
 
+from .. import functional as F
 from .. import nn
 
 
@@ -27,8 +32,9 @@ class ResidualBlock(nn.Module):
 class SRResNet(nn.Module):
     """(B, nc, H, W) in [-1, 1] -> (B, nc, H·scale, W·scale); scale 2 or 4."""
 
-    def __init__(self, scale=2, nc=3, channels=32, blocks=4):
+    def __init__(self, scale=2, nc=3, channels=32, blocks=4, bilinear_skip=False):
         super().__init__()
+        self.bilinear_skip = bilinear_skip
         if scale not in (2, 4):
             raise ValueError(f'SRResNet upscales by 2 or 4, not {scale!r}')
         self.scale, self.nc = scale, nc
@@ -40,13 +46,19 @@ class SRResNet(nn.Module):
             up += [nn.Conv2d(channels, channels * 4, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU()]
         self.upsample = nn.Sequential(*up)
         self.tail = nn.Conv2d(channels, nc, 9, 1, 4)
+        if bilinear_skip:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.nc:
             raise ValueError(f'SRResNet takes images of shape (B, {self.nc}, H, W), got {x.shape}')
         h = self.head(x)
         h = h + self.fuse(self.blocks(h))
-        return self.tail(self.upsample(h))
+        out = self.tail(self.upsample(h))
+        if self.bilinear_skip:
+            out = out + F.interpolate(x, scale_factor=self.scale, mode='bilinear', align_corners=False)
+        return out
 
 
 class SRDiscriminator(nn.Module):

@@ -151,7 +151,7 @@ class ReplicaRecorder(_Consensus, RunRecorder):
     def write_plots(self, animation=True):
         pass
 
-    def end_epoch(self, test_acc=None):
+    def end_epoch(self, test_acc=None, quality=None):
         self.epoch += 1
         self.epoch_sums, self.epoch_steps = {}, 0
 

@@ -43,7 +43,7 @@ def fit(setup, run, scorer=None):
         try:
             if batches.remaining() == 0:           # the epoch is over
                 batches.finish_epoch()
-                run.end_epoch(test_acc=None if setup.gan else setup.test_accuracy())
+                run.end_epoch(**setup.epoch_report())
             elif run.step % cfg['checkpoint_every'] == 0:
                 run.save_checkpoint()
         except NonFiniteLoss as e:                 # a weight went bad: the checkpoint was not written

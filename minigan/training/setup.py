@@ -18,9 +18,14 @@ from .. import random as mgr
 from ..cuda_graph import GraphedGANStep
 from ..data import DataLoader, load_dataset
 from ..data.fingerprint import fingerprint
+from ..gan.sampling import row_labels
+from ..gan.sr_quality import comparison_rows, sr_quality
+from ..gan.sr_trainer import SRTrainer, classifier_features
 from ..gan.trainer import ClassifierTrainer, GANTrainer, count_correct, wgan_critic_iters
-from ..models import build_classifier, build_discriminator, build_generator
-from ..run_config import UsageError, resolve_device
+from ..models import (build_classifier, build_discriminator, build_generator, build_sr_discriminator,
+                      build_upscaler)
+from ..run_config import GAN_MODELS, UsageError, resolve_device
+from ..run_folder import RunFolderError, load_run_model
 from ..runlog import mean_pairwise_distance
 from ..tensor import tensor
 from ..autograd import no_grad
@@ -28,6 +33,7 @@ from . import data_parallel
 from .batches import Source, Stream
 
 N_FIXED = 64                           # fixed-noise samples per grid
+N_SR_HELD_OUT = 256                    # held-out images of the per-epoch PSNR / SSIM
 OPTIMIZERS = {'Adam': optim.Adam, 'RMSprop': optim.RMSprop, 'SGD': optim.SGD}
 
 
@@ -98,7 +104,8 @@ class TrainingSetup:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.gan = cfg['model'] != 'classifier'
+        self.gan = cfg['model'] in GAN_MODELS
+        self.sr = cfg['model'] == 'sr'
         self.device = resolve_device(cfg['device'])
         if cfg.get('distributed'):
             data_parallel.use_device(self.device)
@@ -118,6 +125,8 @@ class TrainingSetup:
         self.source = Source(self.stream, self.fresh_stream)
         if self.gan:
             self._build_gan(cfg)
+        elif self.sr:
+            self._build_sr(cfg)
         else:
             self._build_classifier(cfg, prefetch)
         if cfg.get('distributed'):
@@ -130,23 +139,61 @@ class TrainingSetup:
                              'planned_steps': self.planned, 'fingerprint': fingerprint(ds)}
 
     def _build_gan(self, cfg):
-        self.G = build_generator(cfg, self.nc).to(self.device)
-        self.D = build_discriminator(cfg, self.nc).to(self.device)
+        self.num_classes = None
+        if cfg.get('conditional'):
+            if self.multi_label:
+                raise UsageError('--conditional needs one class per image; this data is multi-label')
+            self.num_classes = len(self.ds.classes)
+        self.G = build_generator(cfg, self.nc, self.num_classes).to(self.device)
+        self.D = build_discriminator(cfg, self.nc, self.num_classes).to(self.device)
         self.opt_g = make_optimizer(cfg['optimizer'], self.G.parameters())
         self.opt_d = make_optimizer(cfg['optimizer'], self.D.parameters())
         self.trainer = GANTrainer(cfg['model'], self.G, self.D, self.opt_g, self.opt_d, nz=cfg['nz'],
-                                  clip_value=cfg['clip'], n_critic=cfg['n_critic'], gp_weight=cfg['gp_weight'])
+                                  clip_value=cfg['clip'], n_critic=cfg['n_critic'], gp_weight=cfg['gp_weight'],
+                                  num_classes=self.num_classes)
         if cfg.get('cuda_graph'):
             if self.device != 'cuda' or cfg['model'] != 'dcgan':
                 raise UsageError('--cuda-graph needs --device cuda (a GPU) and --model dcgan')
             self.trainer = GraphedGANStep(self.trainer, cfg['batch_size'])
         noise = np.random.default_rng([cfg['seed'], 1]).standard_normal((N_FIXED, cfg['nz'], 1, 1))
         self.fixed_noise = tensor(noise.astype(np.float32)).to(self.device)
+        self.fixed_labels = None               # a conditional grid: row r shows class r mod num_classes
+        if self.num_classes is not None:
+            self.fixed_labels = tensor(row_labels(self.num_classes, N_FIXED).astype(np.int64)).to(self.device)
         ref = self.ds.images[:N_FIXED].astype(np.float64) / 127.5 - 1.0
         self.real_diversity = mean_pairwise_distance(ref)
         self.nets = {'G': self.G, 'D': self.D}
         self.loss_keys = ['loss_d', 'loss_g']
         self.optimizers = [self.opt_g, self.opt_d]
+
+    def _build_sr(self, cfg):
+        self.G = build_upscaler(cfg, self.nc).to(self.device)
+        self.opt_g = make_optimizer(cfg['optimizer'], self.G.parameters())
+        self.D = self.opt_d = None
+        self.nets, self.optimizers = {'G': self.G}, [self.opt_g]
+        if cfg['adversarial']:
+            self.D = build_sr_discriminator(cfg, self.nc).to(self.device)
+            self.opt_d = make_optimizer(cfg['optimizer'], self.D.parameters())
+            self.nets['D'] = self.D
+            self.optimizers.append(self.opt_d)
+        self.trainer = SRTrainer(self.G, self.opt_g, cfg['scale'], cfg['content_loss'], self.D, self.opt_d,
+                                 feature_weight=cfg['feature_weight'],
+                                 adversarial_weight=cfg['adversarial_weight'])
+        self.loss_keys = ['loss', 'loss_d'] if cfg['adversarial'] else ['loss']
+        if self.ds.image_shape[1] % cfg['scale'] or self.ds.image_shape[2] % cfg['scale']:
+            raise UsageError(f'--scale {cfg["scale"]} must divide the image size {self.ds.image_shape[1]}')
+        held_out = test_set(cfg, self.ds)
+        self.held_out = held_out.images[:N_SR_HELD_OUT]
+        if cfg.get('feature_classifier'):
+            self.use_feature_classifier(cfg['feature_classifier'])
+
+    def use_feature_classifier(self, run_dir):
+        """sr --adversarial: the feature loss looks through the classifier-32 of this classifier run."""
+        try:
+            net = load_run_model(run_dir, 'classifier', self.device)[0]
+        except RunFolderError as e:
+            raise UsageError(f'the feature classifier of --adversarial: {e}') from None
+        self.trainer.features = classifier_features(net)
 
     def _build_classifier(self, cfg, prefetch):
         self.n_classes = self.ds.num_classes
@@ -173,6 +220,22 @@ class TrainingSetup:
 
     def learning_rate(self):
         return self.optimizers[0].param_groups[0]['lr']
+
+    # ---- what an epoch's line reports besides the mean losses --------------------------------------
+    def epoch_report(self):
+        """{} for a GAN; the classifier's test accuracy; an upscaler's PSNR / SSIM against bicubic."""
+        if self.gan:
+            return {}
+        if self.sr:
+            return {'quality': self.sr_quality()}
+        return {'test_acc': self.test_accuracy()}
+
+    def sr_quality(self):
+        return sr_quality(self.G, self.held_out, self.cfg['scale'])
+
+    def sr_comparison(self):
+        """uint8 images of 3 rows of 8 held-out images: bicubic | the upscaler | original."""
+        return comparison_rows(self.G, self.held_out[:8], self.cfg['scale'])
 
     # ---- the classifier on its test split -----------------------------------------------------
     def predict_test(self):
@@ -204,6 +267,10 @@ class TrainingSetup:
         if self.gan:
             st.update(G=self.G.state_dict(), D=self.D.state_dict(), opt_g=self.opt_g.state_dict(),
                       opt_d=self.opt_d.state_dict(), fixed_noise=self.fixed_noise.numpy())
+        elif self.sr:
+            st.update(G=self.G.state_dict(), opt_g=self.opt_g.state_dict())
+            if self.D is not None:
+                st.update(D=self.D.state_dict(), opt_d=self.opt_d.state_dict())
         else:
             st.update(net=self.net.state_dict(), opt=self.opt.state_dict())
         return st
@@ -222,6 +289,12 @@ class TrainingSetup:
                 load_weights(self.opt_g, st['opt_g'], path, 'optimiser (G)')
                 load_weights(self.opt_d, st['opt_d'], path, 'optimiser (D)')
                 self.fixed_noise = tensor(st['fixed_noise']).to(self.device)
+            elif self.sr:
+                load_weights(self.G, st['G'], path, 'G')
+                load_weights(self.opt_g, st['opt_g'], path, 'optimiser (G)')
+                if self.D is not None:
+                    load_weights(self.D, st['D'], path, 'D')
+                    load_weights(self.opt_d, st['opt_d'], path, 'optimiser (D)')
             else:
                 load_weights(self.net, st['net'], path, 'classifier')
                 load_weights(self.opt, st['opt'], path, 'optimiser')
