@@ -87,7 +87,7 @@ def latent_walks(rows, steps, nz, rng):
 def class_index(run_dir, cfg, klass):
     """The label of --class: a class name of the run's data, else an index; one-line errors."""
     if not cfg.get('conditional'):
-        raise ValueError(f'{run_dir} is not a conditional run: --class needs a run trained with '
+        raise UsageError(f'{run_dir} is not a conditional run: --class needs a run trained with '
                          'python -m minigan.train --conditional')
     names = class_names(cfg)
     if klass in names:
@@ -95,7 +95,7 @@ def class_index(run_dir, cfg, klass):
     if klass.isdigit() and int(klass) < len(names):
         return int(klass)
     shown = ', '.join(names[:80]) + (', ...' if len(names) > 80 else '')
-    raise ValueError(f'unknown class {klass!r} for {run_dir}: give an index from 0 to {len(names) - 1} '
+    raise UsageError(f'unknown class {klass!r} for {run_dir}: give an index from 0 to {len(names) - 1} '
                      f'or one of the class names: {shown}')
 
 
