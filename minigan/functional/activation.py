@@ -1,6 +1,10 @@
 """Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax,
 dropout, log1p. One Function each; every backward is written with minigan ops,
-so all of them can be differentiated twice (and more)."""
+so all of them can be differentiated twice (and more).
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.ReLU is
+the layer, ReLU here the op it runs, and the name `grad_fn=<ReLU>` shows).
+"""
 import numbers
 
 import numpy as np

@@ -7,6 +7,9 @@ Three Functions, one per primitive of im2col.py, each the others' gradient:
 All three are bilinear, so the gradient of each is built from the other two.
 Layouts follow PyTorch: Conv2d weight (C_out, C_in, kH, kW); ConvTranspose2d
 weight (C_in, C_out, kH, kW), which is the conv2d weight of the adjoint map.
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.Conv2d is
+the layer, Conv2d here the op it runs, and the name `grad_fn=<Conv2d>` shows).
 """
 from .. import kernel_table
 from ..autograd import Function

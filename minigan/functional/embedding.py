@@ -1,5 +1,9 @@
 """embedding: look up rows of a weight matrix by integer index (the class embedding of a
-conditional generator). The indices are data, not variables: only the weight gets a gradient."""
+conditional generator). The indices are data, not variables: only the weight gets a gradient.
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.Embedding is
+the layer, Embedding here the op it runs, and the name `grad_fn=<Embedding>` shows).
+"""
 import numbers
 
 import numpy as np

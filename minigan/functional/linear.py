@@ -3,6 +3,9 @@
 One Function rather than matmul + add: the leading axes are folded into one so
 forward and backward are single 2-D GEMMs, the bias is added in place, and the
 graph holds one node instead of three.
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.Linear is
+the layer, Linear here the op it runs, and the name `grad_fn=<Linear>` shows).
 """
 from .. import kernel_table
 from ..autograd import Function

@@ -5,6 +5,9 @@ Training mode normalises with the batch mean and biased variance, so the
 gradient flows *through* the statistics; its backward is the fused
 BatchNormGrad kernel, whose own backward (written with minigan ops) gives
 exact second and higher derivatives, as the WGAN-GP penalty needs.
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.BatchNorm is
+the layer, BatchNorm here the op it runs, and the name `grad_fn=<BatchNorm>` shows).
 """
 import numbers
 

@@ -5,6 +5,9 @@ of the padded input, as in im2col. Every backward is its own linear Function
 whose backward is the forward's linear map again:
     max pool:  MaxPool2d -> MaxPool2dScatter (gy to the argmax) <-> MaxPool2dGather
     avg pool:  AvgPool2d <-> AvgPool2dGrad (gy spread evenly over each window)
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.MaxPool2d is
+the layer, MaxPool2d here the op it runs, and the name `grad_fn=<MaxPool2d>` shows).
 """
 from .. import kernel_table
 from ..autograd import Function

@@ -6,6 +6,9 @@ each is one pair of matrices: y = Mh x Mwᵀ for every (n, c) image. Nearest has
 each row of M, bilinear two weights that sum to 1. The gradient of a linear map is its
 transpose, so the backward is the same Function with Mhᵀ and Mwᵀ, and that is differentiable
 again: double backprop comes for free.
+
+A Function here is named for its op, as the layer in minigan.nn that calls it is (nn.PixelShuffle is
+the layer, PixelShuffle here the op it runs, and the name `grad_fn=<PixelShuffle>` shows).
 """
 import numbers
 
