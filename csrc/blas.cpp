@@ -144,9 +144,10 @@ void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
         if (prev > 0) blas_local(prev);
         return;
     }
+    const int prev = blas_local(1);  // see blas_local (minigan.h)
 #pragma omp parallel num_threads(nt)
     {
-        const int prev = blas_local(1);
+        blas_local(1);
         const int t = thread_num(), nth = team_size();
         if (m >= n) {
             const int64_t r0 = m * t / nth, r1 = m * (t + 1) / nth;
@@ -157,8 +158,8 @@ void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
             if (c1 > c0)
                 gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
         }
-        if (prev > 0) blas_local(prev);
     }
+    if (prev > 0) blas_local(prev);
 }
 
 template void gemm_team<float>(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t,

@@ -287,14 +287,15 @@ void run_chunks(const Geom &g, const Plan &p, F &&body) {
         for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), 0);
         return;
     }
+    const int prev = blas_local(1);  // see blas_local (minigan.h)
 #pragma omp parallel num_threads(p.slots)
     {
-        const int prev = blas_local(1);
+        blas_local(1);
         const int slot = thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < p.chunks; ++c) body(c * p.nb, std::min(p.nb, g.n - c * p.nb), slot);
-        if (prev > 0) blas_local(prev);
     }
+    if (prev > 0) blas_local(prev);
 }
 
 // run_chunks for a sum over the batch (backward-weight): slot s always gets the same
@@ -306,14 +307,15 @@ void run_chunks_in_order(const Geom &g, const Plan &p, F &&body) {
         run_chunks(g, p, body);
         return;
     }
+    const int prev = blas_local(1);  // see blas_local (minigan.h)
 #pragma omp parallel num_threads(p.slots)
     {
-        const int prev = blas_local(1);
+        blas_local(1);
         for (int s = thread_num(); s < p.slots; s += team_size())
             for (int64_t c = p.chunks * s / p.slots; c < p.chunks * (s + 1) / p.slots; ++c)
                 body(c * p.nb, std::min(p.nb, g.n - c * p.nb), s);
-        if (prev > 0) blas_local(prev);
     }
+    if (prev > 0) blas_local(prev);
 }
 
 // Activations may arrive, and leave, in either memory order: NCHW (C-contiguous) or

@@ -85,6 +85,10 @@ inline int team_for(int64_t work) { return work < (int64_t(1) << 15) ? 1 : team(
 // (OpenBLAS's openblas_set_num_threads_local), the conv primitives split the batch over
 // OpenMP threads and call the GEMM serially from each; blas_local(n) sets this thread's
 // BLAS thread count and returns the previous one (or -1 when the BLAS has no such call).
+// NumPy's OpenBLAS applies it to every thread, not just the caller: threads that each set 1
+// and then restore what they found race, leaving 1 or 2 behind, and NumPy's next products
+// then round differently from run to run. So only the thread that opens a parallel region
+// saves and restores the count, around the region; inside it, threads only ever set 1.
 int blas_local(int n);
 bool blas_splits();  // can each thread run its own serial GEMM?
 
