@@ -174,6 +174,29 @@ def test_matmul_repeats_bit_for_bit(ext):
     assert_repeats_bit_for_bit(lambda: a.astype(np.float64) @ b.astype(np.float64))
 
 
+def test_cpp_kernels_leave_numpys_blas_thread_count_alone(ext):
+    """The C++ kernels make NumPy's OpenBLAS serial inside their parallel regions; its call for
+    that acts on every thread, so a count restored by several threads at once could be left at
+    1 or at 2, and NumPy's next products would round differently from run to run."""
+    lib = cpu_ext._numpy_openblas()
+    get = lib and next((getattr(lib, n) for n in ('scipy_openblas_get_num_threads64_', 'openblas_get_num_threads64_',
+                                                  'openblas_get_num_threads') if hasattr(lib, n)), None)
+    if get is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS found by minigan")
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((64, 64, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((128, 64, 4, 4)).astype(np.float32)
+    gy = rng.standard_normal((64, 128, 8, 8)).astype(np.float32)
+    a = rng.standard_normal((1024, 512)).astype(np.float32)
+    counts = set()
+    for _ in range(30):
+        ext.conv2d_forward(x, w, 2, 2, 1, 1)
+        ext.conv2d_backward_weight(x, gy, 4, 4, 2, 2, 1, 1)
+        ext.matmul(a, a, True, False)
+        counts.add(get())
+    assert counts == {THREADS}
+
+
 # ---- part 2: whole training runs, each in its own process -----------------------------------
 STEPS = 30
 BACKENDS = ['cpp', 'default']     # default: MINIGAN_CONV unset, what a user gets
