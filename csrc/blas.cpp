@@ -148,15 +148,20 @@ void gemm_team(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
 #pragma omp parallel num_threads(nt)
     {
         blas_local(1);
-        const int t = thread_num(), nth = team_size();
-        if (m >= n) {
-            const int64_t r0 = m * t / nth, r1 = m * (t + 1) / nth;
-            if (r1 > r0)
-                gemm<T>(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
-        } else {
-            const int64_t c0 = n * t / nth, c1 = n * (t + 1) / nth;
-            if (c1 > c0)
-                gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta, c + c0, ldc);
+        // nt parts, fixed by the thread count asked for: part t always gets the same rows, even
+        // if OpenMP gave fewer threads (which then take several parts each)
+        for (int t = thread_num(); t < nt; t += team_size()) {
+            if (m >= n) {
+                const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+                if (r1 > r0)
+                    gemm<T>(ta, tb, r1 - r0, n, k, alpha, ta ? a + r0 : a + r0 * lda, lda, b, ldb, beta,
+                            c + r0 * ldc, ldc);
+            } else {
+                const int64_t c0 = n * t / nt, c1 = n * (t + 1) / nt;
+                if (c1 > c0)
+                    gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, tb ? b + c0 * ldb : b + c0, ldb, beta,
+                            c + c0, ldc);
+            }
         }
     }
     if (prev > 0) blas_local(prev);

@@ -50,6 +50,9 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("get_num_threads", &mg::num_threads);
 #ifdef _OPENMP
     m.attr("openmp") = true;
+    // a team of exactly the threads asked for (OMP_DYNAMIC could shrink it under load): the
+    // kernels' work splits are set by the thread count, and so are their results' roundings
+    omp_set_dynamic(0);
     mg::set_num_threads(omp_get_max_threads());
 #else
     m.attr("openmp") = false;

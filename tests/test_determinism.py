@@ -174,15 +174,21 @@ def test_matmul_repeats_bit_for_bit(ext):
     assert_repeats_bit_for_bit(lambda: a.astype(np.float64) @ b.astype(np.float64))
 
 
-def test_cpp_kernels_leave_numpys_blas_thread_count_alone(ext):
-    """The C++ kernels make NumPy's OpenBLAS serial inside their parallel regions; its call for
-    that acts on every thread, so a count restored by several threads at once could be left at
-    1 or at 2, and NumPy's next products would round differently from run to run."""
+def _blas_thread_count():
+    """NumPy's OpenBLAS's openblas_get_num_threads (skips the test where there is none)."""
     lib = cpu_ext._numpy_openblas()
     get = lib and next((getattr(lib, n) for n in ('scipy_openblas_get_num_threads64_', 'openblas_get_num_threads64_',
                                                   'openblas_get_num_threads') if hasattr(lib, n)), None)
     if get is None:
         pytest.skip("NumPy's BLAS is not an OpenBLAS found by minigan")
+    return get
+
+
+def test_cpp_kernels_leave_numpys_blas_thread_count_alone(ext):
+    """The C++ kernels make NumPy's OpenBLAS serial inside their parallel regions; its call for
+    that acts on every thread, so a count restored by several threads at once could be left at
+    1 or at 2, and NumPy's next products would round differently from run to run."""
+    get = _blas_thread_count()
     rng = np.random.default_rng(17)
     x = rng.standard_normal((64, 64, 16, 16)).astype(np.float32)
     w = rng.standard_normal((128, 64, 4, 4)).astype(np.float32)
@@ -195,6 +201,45 @@ def test_cpp_kernels_leave_numpys_blas_thread_count_alone(ext):
         ext.matmul(a, a, True, False)
         counts.add(get())
     assert counts == {THREADS}
+
+
+# DCGAN-32 at ngf = ndf = 8, batch 8 (the model of the training tests below): D's convs
+# (C, H, M, k, stride, pad); G's transposed convs are their backward-data.
+DCGAN32_SMALL = [(3, 32, 8, 4, 2, 1), (8, 16, 16, 4, 2, 1), (16, 8, 32, 4, 2, 1), (32, 4, 1, 4, 1, 0)]
+
+
+def test_cpp_kernels_under_cpu_contention_repeat_and_leave_the_blas_thread_count(ext):
+    """With more runnable threads than cores (3 busy processes beside 2 OpenMP threads), which
+    OpenMP thread finishes first changes from call to call. The conv primitives at the training
+    tests' shapes must still give the same bits, and leave NumPy's OpenBLAS at THREADS threads:
+    a count left at 1 by the thread that happened to finish last made same-seed training runs
+    on a busy machine differ from step ~5 (NumPy's next products ran on another thread count)."""
+    from minigan import cpp_kernels
+    get = _blas_thread_count()
+    rng = np.random.default_rng(18)
+    calls = []
+    for c, h, m, k, s, p in DCGAN32_SMALL:
+        x = rng.standard_normal((8, c, h, h)).astype(np.float32)
+        w = rng.standard_normal((m, c, k, k)).astype(np.float32)
+        oh = (h + 2 * p - k) // s + 1
+        gy = rng.standard_normal((8, m, oh, oh)).astype(np.float32)
+        calls += [lambda x=x, w=w, s=s, p=p: cpp_kernels.conv2d_forward(x, w, (s, s), (p, p)),
+                  lambda gy=gy, w=w, x=x, s=s, p=p: cpp_kernels.conv2d_backward_data(gy, w, x.shape, (s, s), (p, p)),
+                  lambda x=x, gy=gy, w=w, s=s, p=p: cpp_kernels.conv2d_backward_weight(x, gy, w.shape, (s, s), (p, p))]
+    busy = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        first = [_bits(fn()) for fn in calls]
+        counts = {get()}
+        for _ in range(10):
+            for i, fn in enumerate(calls):
+                assert _bits(fn()) == first[i], f'call {i} ({len(calls)} per round) gave other bits'
+                counts.add(get())
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert counts == {THREADS}, f"NumPy's OpenBLAS was left at {sorted(counts)} threads, not {THREADS}"
 
 
 # ---- part 2: whole training runs, each in its own process -----------------------------------
