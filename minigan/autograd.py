@@ -58,24 +58,43 @@ class Function:
     inputs = None
 
     def __call__(self, *inputs):
+        # Every op passes through here, so it is written with plain loops: each step of a generator
+        # expression would be one more Python call, and a reader's debugger would stop in each.
+        arrays, needs = [], []
         for x in inputs:
             if x is not None and not isinstance(x, _tensor.Tensor):
                 raise TypeError(f'{type(self).__name__} takes Tensors, got {type(x).__name__}')
-        ys = self.forward(*[None if x is None else x.array for x in inputs])
+            arrays.append(None if x is None else x.array)
+            needs.append(x is not None and x.requires_grad)
+        ys = self.forward(*arrays)
         single = not isinstance(ys, tuple)
-        outputs = tuple(_tensor.Tensor(y) for y in ((ys,) if single else ys))
-        if _grad_enabled and any(x is not None and x.requires_grad for x in inputs):
+        outputs = []
+        for y in ((ys,) if single else ys):
+            if not hasattr(y, 'dtype') or isinstance(y, np.generic):
+                y = np.asarray(y)         # always an array, as in Tensor(y) (NumPy reductions return scalars)
+            # Tensor(y) made without running Tensor.__init__, so an op's result costs no call into
+            # tensor.py: only .array is set; grad, creator, ... keep their defaults (class Tensor's top)
+            out = object.__new__(_tensor.Tensor)
+            out.array = y
+            outputs.append(out)
+        outputs = tuple(outputs)
+        if _grad_enabled and any(needs):
             self.inputs = inputs
-            self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
-            self.generation = max(x.generation for x in inputs if x is not None)
+            self.needs_input_grad = tuple(needs)
+            self.generation = 0
+            for x in inputs:
+                if x is not None:
+                    self.generation = max(self.generation, x.generation)
             self._seq = next(_creation_order)   # ties in generation: newest first, the same every run
-            for y in outputs:             # integer/bool outputs carry no gradient, as in PyTorch
-                if y.dtype.kind in 'fc':
+            refs, specs = [], []
+            for y in outputs:
+                if y.array.dtype.kind in 'fc':      # integer/bool outputs carry no gradient, as in PyTorch
                     y.creator, y.requires_grad, y.generation = self, True, self.generation + 1
-            self._outputs = tuple(weakref.ref(y) for y in outputs)
+                refs.append(weakref.ref(y))
+                # enough to build a zero gradient for an output that was dropped before backward
+                specs.append((y.shape, y.dtype, type(y.array)))
+            self._outputs, self._output_specs = tuple(refs), tuple(specs)
             self._record_versions()
-            # enough to build a zero gradient for an output that was dropped before backward
-            self._output_specs = tuple((y.shape, y.dtype, type(y.array)) for y in outputs)
         return outputs[0] if single else outputs
 
     def output(self, i=0):
@@ -86,8 +105,13 @@ class Function:
 
     def _record_versions(self):
         """Remember the versions of inputs and outputs: backward refuses them once changed in place."""
-        self._input_versions = tuple(None if x is None else x._vc[0] for x in self.inputs)
-        self._output_versions = [None if ref() is None else ref()._vc[0] for ref in self._outputs]
+        inputs, outputs = [], []             # plain loops, as in __call__ (this runs for every op)
+        for x in self.inputs:
+            inputs.append(None if x is None else x._vc[0])
+        for ref in self._outputs:
+            y = ref()
+            outputs.append(None if y is None else y._vc[0])
+        self._input_versions, self._output_versions = tuple(inputs), outputs
 
     def _check_versions(self):
         for i, (x, v) in enumerate(zip(self.inputs, self._input_versions)):

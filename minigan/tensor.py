@@ -6,6 +6,7 @@ hands the graph to autograd.run_backward. Both of those modules build Tensors,
 so they are imported at the bottom of this file, after Tensor exists.
 """
 import numbers
+from operator import attrgetter
 
 import numpy as np
 
@@ -25,21 +26,27 @@ class Tensor(InplaceMethods, TorchMethods):
     __array_ufunc__ = None     # `ndarray * tensor` defers to Tensor.__rmul__
     __hash__ = object.__hash__  # == is elementwise, so hash by identity as torch does
 
+    # A new tensor's state, read from the class until a tensor sets its own, so that a Tensor needs
+    # only its .array (autograd.Function.__call__ makes every op's result this way, without __init__)
+    grad = None
+    creator = None
+    generation = 0
+    requires_grad = False
+
     def __init__(self, data, requires_grad=False):
         if not hasattr(data, 'dtype') or isinstance(data, np.generic):
             data = np.asarray(data)          # always an array (NumPy reductions return scalars)
         self.array = data
-        self.grad = None
-        self.creator = None
-        self.generation = 0
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
 
     # ---- what it is ----------------------------------------------------
-    shape = property(lambda self: tuple(self.array.shape))
-    dtype = property(lambda self: self.array.dtype)
-    ndim = property(lambda self: self.array.ndim)
+    # shape, dtype and ndim are the array's own (NumPy and CuPy shapes are tuples), read by C-level
+    # getters: the argument checks of every op ask them, and a getter written in Python would be a
+    # call into this file each time (one more frame for a reader stepping through an op)
+    shape = property(attrgetter('array.shape'))
+    dtype = property(attrgetter('array.dtype'))
+    ndim = property(attrgetter('array.ndim'))
     device = property(lambda self: _DEVICES[backend.device_of(self.array)])   # "cpu"/"cuda", a mg.device
     is_leaf = property(lambda self: self.creator is None)
     grad_fn = property(lambda self: self.creator)      # PyTorch's name for the Function that made it

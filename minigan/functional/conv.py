@@ -15,7 +15,6 @@ from .. import kernel_table
 from ..autograd import Function
 from ..tensor import Tensor
 from . import im2col as _ref
-from .im2col import pair as _pair
 from .reduce import sum as _sum
 
 
@@ -76,6 +75,23 @@ class Conv2dGradWeight(Function):
 
 
 # ---- public wrappers: argument checks a student can act on ----------------------------------------
+# They use only what is in this file and Tensor's C-level getters (shape, dtype, ndim), so that a
+# reader stepping from nn.Conv2d to the kernel passes no helper module on the way.
+
+def _pair(v, name='value'):
+    """An int or an (h, w) pair -> a tuple of two ints (as im2col.pair, which the kernels use)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f'{name} must be an int or an (h, w) pair, got {v!r}')
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def _same_device(a, b):
+    """Whether two Tensors are on one device. Arrays of one type are (asked first: it needs no call);
+    only a mixed pair, e.g. NumPy and CuPy, is told apart by Tensor.device."""
+    return type(a.array) is type(b.array) or a.device == b.device
+
 
 def _check_common(name, x, w, b, stride, padding):
     for what, t in (('input', x), ('weight', w), ('bias', b)):
@@ -92,7 +108,7 @@ def _check_common(name, x, w, b, stride, padding):
     if x.dtype != w.dtype:
         raise TypeError(f'{name}: input is {x.dtype} but weight is {w.dtype}; cast one of them '
                         '(x.float() / x.double()) so both match')
-    if x.device != w.device:
+    if not _same_device(x, w):
         raise ValueError(f'{name}: input is on {x.device} but weight is on {w.device}; move one with .to()')
     s, p = _pair(stride, 'stride'), _pair(padding, 'padding')
     if min(s) < 1:
@@ -109,7 +125,7 @@ def _check_bias(name, b, w, n_out):
         raise ValueError(f'{name}: bias must have shape ({n_out},) (one per output channel), got {b.shape}')
     if b.dtype != w.dtype:
         raise TypeError(f'{name}: bias is {b.dtype} but weight is {w.dtype}; cast it to match')
-    if b.device != w.device:
+    if not _same_device(b, w):
         raise ValueError(f'{name}: bias is on {b.device} but weight is on {w.device}; move it with .to()')
 
 

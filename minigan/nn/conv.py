@@ -9,7 +9,7 @@ out_channels * kH * kW).
 import math
 
 from . import init
-from ._utils import empty, pair, squash, check_positive
+from ._utils import empty, pair, check_positive
 from .module import Module, Parameter
 
 
@@ -60,7 +60,7 @@ class _ConvNd(Module):
         """Keyword arguments for the functional op, only the non-default ones beyond stride/padding."""
         kw = {}
         if self.dilation != (1, 1):
-            kw['dilation'] = squash(self.dilation)
+            kw['dilation'] = self.dilation
         return kw
 
     def extra_repr(self):
@@ -88,8 +88,7 @@ class Conv2d(_ConvNd):
     def forward(self, x):
         from .. import functional as F
         self._check_input(x)
-        return F.conv2d(x, self.weight, self.bias, squash(self.stride), squash(self.padding),
-                        **self._options())
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, **self._options())
 
 
 class ConvTranspose2d(_ConvNd):
@@ -109,5 +108,5 @@ class ConvTranspose2d(_ConvNd):
         self._check_input(x)
         kw = self._options()
         if self.output_padding != (0, 0):
-            kw['output_padding'] = squash(self.output_padding)
-        return F.conv_transpose2d(x, self.weight, self.bias, squash(self.stride), squash(self.padding), **kw)
+            kw['output_padding'] = self.output_padding
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, **kw)
