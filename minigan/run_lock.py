@@ -150,7 +150,9 @@ def claim_new(run_dir, restart=False, say=None):
     except FileExistsError:
         if not os.path.isdir(run_dir):
             raise UsageError(f'--out {run_dir} is a file, not a folder: choose another --out') from None
-        if not is_run_folder(run_dir) and _visible(os.listdir(run_dir)):
+        # list first, then look for minigan's marks: files only ever appear, so a folder that another
+        # start is claiming at this moment (its run.lock just made) is never taken for a stranger's
+        if _visible(os.listdir(run_dir)) and not is_run_folder(run_dir):
             raise UsageError(f'--out {run_dir} already exists and is not a minigan run folder (it has no '
                              f'{LOCK_NAME} or config.json); minigan will not write into it: choose a new or '
                              'empty folder') from None
