@@ -368,6 +368,13 @@ def _wait_for_steps(run, count, proc, limit=60.0):
         time.sleep(0.01)
 
 
+def _last_step_time(run):
+    """Seconds the last logged step took (a kill within the next step lands within that), 0.3 at most."""
+    times = [r['step_time'] for r in runlog.read_jsonl(os.path.join(run, 'metrics.jsonl'))
+             if r.get('type') == 'step' and 'step_time' in r]
+    return min(times[-1], 0.3) if times else 0.3
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_killed_twenty_times_and_resumed_equals_the_straight_run(backend, straight, data_dir, tmp_path):
     """SIGKILL at seeded random points: during start-up, mid-step, mid-checkpoint. After each
@@ -390,7 +397,7 @@ def test_killed_twenty_times_and_resumed_equals_the_straight_run(backend, straig
                 time.sleep(rng.uniform(0.0, 2.0))
             else:                             # after 0 or 1 new steps, somewhere in the next one
                 _wait_for_steps(run, before + int(rng.integers(0, 2)), proc)
-                time.sleep(rng.uniform(0.0, 0.3))
+                time.sleep(rng.uniform(0.0, _last_step_time(run)))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1

@@ -277,7 +277,12 @@ class TrainingSetup:
 
     def load_state_dict(self, st, path='the checkpoint'):
         """Restore a state_dict() read from `path`; one that does not fit is a CheckpointError naming it."""
-        nets = ('G', 'D', 'opt_g', 'opt_d', 'fixed_noise') if self.gan else ('net', 'opt')
+        if self.gan:
+            nets = ('G', 'D', 'opt_g', 'opt_d', 'fixed_noise')
+        elif self.sr:
+            nets = ('G', 'opt_g') + (('D', 'opt_d') if self.D is not None else ())
+        else:
+            nets = ('net', 'opt')
         require(st, ('model', 'stream', 'rng') + nets, path)
         if st.get('model') != self.cfg['model']:
             raise CheckpointError(f'{path} is of a {st.get("model")} run, config.json says {self.cfg["model"]}: '
