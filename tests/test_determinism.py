@@ -330,14 +330,14 @@ _straight = {}
 @pytest.fixture(scope='module')
 def straight(data_dir, tmp_path_factory):
     """backend -> the folder of one uninterrupted STEPS-step run (made once per module)."""
-    def get(backend):
-        if backend not in _straight:
-            out = tmp_path_factory.mktemp('straight') / backend
-            r = _train(backend, _train_args(data_dir, out, STEPS))
+    def get(backend, steps=STEPS):
+        if (backend, steps) not in _straight:
+            out = tmp_path_factory.mktemp('straight') / f'{backend}-{steps}'
+            r = _train(backend, _train_args(data_dir, out, steps))
             assert r.returncode == 0, r.stderr
-            assert _step_numbers(out) == list(range(1, STEPS + 1))
-            _straight[backend] = out
-        return _straight[backend]
+            assert _step_numbers(out) == list(range(1, steps + 1))
+            _straight[(backend, steps)] = out
+        return _straight[(backend, steps)]
     return get
 
 
@@ -384,10 +384,11 @@ def test_killed_twenty_times_and_resumed_equals_the_straight_run(backend, straig
     rng = np.random.default_rng(2024)
     run = tmp_path / 'killed'
     kills = 0
+    steps_in_all = 4 * STEPS                  # on a fast machine a step takes ~30 ms: room for 20 kills
     for trial in range(20):
         ckpt = os.path.join(run, 'checkpoints', 'latest.npz')
         first = not os.path.exists(ckpt)
-        args = _train_args(data_dir, run, STEPS) if first else _resume_args(run)
+        args = _train_args(data_dir, run, steps_in_all) if first else _resume_args(run, steps_in_all)
         before = 0 if first else len(_step_numbers(run))
         proc = _start(backend, args)
         try:
@@ -413,6 +414,6 @@ def test_killed_twenty_times_and_resumed_equals_the_straight_run(backend, straig
         assert state['step'] <= len(steps) <= state['step'] + 1, (trial, state['step'], len(steps))
     assert kills >= 15, f'only {kills} of 20 trials were killed before the run finished'
     if proc.returncode != 0:
-        r = _train(backend, _resume_args(run))
+        r = _train(backend, _resume_args(run, steps_in_all))
         assert r.returncode == 0, r.stderr
-    assert_same_run(straight(backend), run)
+    assert_same_run(straight(backend, steps_in_all), run)
