@@ -56,6 +56,7 @@ def _abort_on_uncaught_exception():
         sys.stderr.write(f'minigan.distributed: rank {rank()} failed ({kind.__name__}); stopping all '
                          f'{world_size()} processes\n')
         sys.stderr.flush()
+        time.sleep(0.5)                  # let mpiexec forward the message before it ends everyone
         _world.comm.Abort(1)
     sys.excepthook = hook
 
