@@ -95,6 +95,7 @@ def save_image(image, path, format=None, **options):
 def remove_stale_temporaries(folder, recursive=False):
     """Delete the temporaries that killed processes left in `folder` (never read, never needed).
     Only the owner of a run folder may call this: another writer's temporary may be in flight."""
+    folder = glob.escape(folder)
     pattern = os.path.join(folder, '**', f'*{TMP_MARK}*') if recursive else os.path.join(folder, f'*{TMP_MARK}*')
     removed = []
     for tmp in glob.glob(pattern, recursive=recursive):

@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 
-from .atomic import TMP_MARK
+from .atomic import TMP_MARK, remove_stale_temporaries
 from .errors import RunBusyError, UsageError, WriteError, write_error
 
 try:
@@ -191,14 +191,7 @@ def claim_existing(run_dir):
 
 def remove_temporaries(run_dir):
     """Delete temporaries that a killed run left (only the lock holder may: others may be in flight)."""
-    removed = []
-    for tmp in glob.glob(os.path.join(glob.escape(run_dir), '**', f'*{TMP_MARK}*'), recursive=True):
-        try:
-            os.remove(tmp)
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
+    return remove_stale_temporaries(run_dir, recursive=True)
 
 
 def remove_outputs(run_dir, checkpoints=False):
