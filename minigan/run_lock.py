@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 
-from .atomic import TMP_MARK, remove_stale_temporaries
+from .atomic import remove_stale_temporaries
 from .errors import RunBusyError, UsageError, WriteError, write_error
 
 try:
