@@ -36,11 +36,12 @@ DEFAULTS = {
     'subset': None, 'crop_padding': 0, 'lr_schedule': 'constant', 'eval_every': None,
     'cuda_graph': False, 'eval_n': 2000, 'flip': 'auto', 'labels_file': None, 'nz': 100, 'ngf': None,
     'ndf': None, 'n_critic': 5, 'clip': 0.01, 'gp_weight': 10.0,
-    'distributed': False, 'sync_bn': False, 'bucket_mb': 25.0,
+    'distributed': False, 'sync_bn': False, 'bucket_mb': None,
     'restart': False, 'allow_changed_data': False,
-    'conditional': False, 'scale': 2, 'adversarial': False, 'content_loss': 'l1', 'sr_channels': 32,
+    'conditional': False, 'cond_d': 'projection', 'scale': 2, 'adversarial': False, 'content_loss': 'l1', 'sr_channels': 32,
     'sr_blocks': 4, 'feature_weight': 0.006, 'adversarial_weight': 1e-3, 'feature_classifier': None,
 }
+COND_D = ('projection', 'acgan')       # the conditional discriminators (models/conditional.py)
 # flags about this invocation, not settings of the run (never in config.json)
 SESSION_FLAGS = ('resume', 'restart', 'allow_changed_data')
 # settings that may change when a run is resumed (everything else comes from its config.json)
@@ -92,6 +93,10 @@ def new_config(settings):
         raise UsageError(f'--conditional goes with a GAN --model ({", ".join(GAN_MODELS)}), not {model}')
     if given['conditional'] and given['labels_file'] is not None:
         raise UsageError('--conditional needs one class per image: leave out --labels-file')
+    if given['cond_d'] not in COND_D:
+        raise UsageError(f'unknown --cond-d {given["cond_d"]!r}: use one of {", ".join(COND_D)}')
+    if given['cond_d'] != 'projection' and not given['conditional']:
+        raise UsageError('--cond-d chooses the discriminator of a --conditional GAN: add --conditional')
     if given['conditional'] and given['cuda_graph']:
         raise UsageError('--cuda-graph captures the unconditional dcgan step: leave out --conditional')
     if model != 'sr' and given['adversarial']:

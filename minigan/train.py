@@ -155,8 +155,12 @@ def build_parser(suppress_defaults=False):
         help='wgan-gp: weight lambda of the gradient penalty (default: 10)')
     add('--conditional', action='store_true',
         help='dcgan, ralsgan, wgan, wgan-gp: a class-conditional GAN, G(z, class) and a projection '
-             'discriminator D(x, class) trained on the data\'s labels; the sample grids show one class per '
+             'discriminator D(x, class) (see --cond-d) trained on the data\'s labels; the sample grids show one class per '
              'row (default: off)')
+    add('--cond-d', choices=('projection', 'acgan'),
+        help='with --conditional: projection, D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (Miyato and Koyama); '
+             'acgan, an auxiliary classifier head whose cross-entropy both networks also minimise (Odena et al.) '
+             '(default: projection)')
     add('--scale', type=int, choices=(2, 4),
         help='sr: the upscaling factor; the low-resolution inputs are the training images averaged over '
              'SCALE x SCALE boxes (default: 2)')
@@ -187,7 +191,8 @@ def build_parser(suppress_defaults=False):
              'would compute them (default: off: each process normalises its own shard)')
     add('--bucket-mb', type=_positive_float, metavar='MB',
         help='with --distributed: gradients are averaged in buckets of about this many megabytes, each '
-             'sent as soon as backward has computed it (default: 25)')
+             'sent as soon as backward has computed it (default: 1 on the CPU over MPI, 25 on GPUs over NCCL; '
+             'measured in bench/RESULTS.md)')
     return p
 
 

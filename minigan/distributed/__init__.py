@@ -7,7 +7,7 @@ or from a script:
     import minigan.distributed as dist
     dist.init()                                   # connects the processes mpiexec started
     dist.broadcast_module(model)                  # rank 0's initial weights everywhere
-    reducer = dist.Reducer(bucket_mb=25)          # averages gradients, overlapped with backward
+    reducer = dist.Reducer()                      # averages gradients, overlapped with backward
     reducer(loss, params)                         # then opt.step(), as with p.grad set by backward
     images = global_batch[dist.shard(len(global_batch))]
 

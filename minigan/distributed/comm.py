@@ -82,16 +82,27 @@ def world_size():
     return 1 if _world.comm is None else _world.comm.Get_size()
 
 
+SPIN_S = 1.0       # poll without sleeping this long first: MPI moves a transfer on only inside its
+                   # calls, on both sides, so a process asleep between polls holds up the other one too
+
+
 def _wait(request, what):
-    """Wait for a non-blocking MPI request, at most the timeout."""
-    deadline = time.monotonic() + _world.timeout
+    """Wait for a non-blocking MPI request, at most the timeout: poll for SPIN_S, yielding the CPU
+    to any process that wants it, then sleep between polls (up to 1 ms), so that a process that
+    waits long (for a checkpoint, an evaluation) leaves the CPU to others."""
+    start = time.monotonic()
+    deadline = start + _world.timeout
     pause = 1e-5
     while not request.Test():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise DistributedError(f'{what} did not finish within {_world.timeout:.0f} s on rank {rank()}: '
                                    'another process died or is stuck (set MINIGAN_DIST_TIMEOUT to wait longer)')
-        time.sleep(pause)
-        pause = min(pause * 2, 1e-3)
+        if now - start < SPIN_S:
+            os.sched_yield()
+        else:
+            time.sleep(pause)
+            pause = min(pause * 2, 1e-3)
 
 
 class Pending:
@@ -114,13 +125,15 @@ class Pending:
 
 
 def start_all_reduce(a, out=None):
-    """Begin summing array `a` over every process into `out` (a new array by default)."""
+    """Begin summing array `a` over every process into `out` (a new array by default; `a` itself
+    when out is a, which spares a fresh buffer per step)."""
     out = np.empty_like(a) if out is None else out
     if is_cupy_array(a):
         _nccl_all_reduce(a, out)
         return Pending(None, out, 'all_reduce')
     from mpi4py import MPI
-    req = _comm().Iallreduce(np.ascontiguousarray(a), out, op=MPI.SUM)
+    send = MPI.IN_PLACE if out is a else np.ascontiguousarray(a)
+    req = _comm().Iallreduce(send, out, op=MPI.SUM)
     return Pending(req, out, f'all_reduce of {a.size} values')
 
 

@@ -1,7 +1,9 @@
 """Gradient averaging for data parallel training, overlapped with the backward pass.
 
 The parameters are packed, last layer first, into buckets of about `bucket_mb` megabytes
-(the backward pass produces the last layers' gradients first). As soon as the last gradient
+(the backward pass produces the last layers' gradients first). By default 1 MB for NumPy arrays
+over MPI, where a shared-memory all-reduce is at its best from 256 kB to 4 MB and small buckets let
+more of it overlap backward, and 25 MB for CuPy arrays over NCCL (bench/RESULTS.md). As soon as the last gradient
 of a bucket is ready, the bucket's all-reduce starts (non-blocking MPI, or NCCL on a GPU)
 while the backward pass goes on into the earlier layers; after it, each bucket is waited for
 and divided by the number of processes. One Reducer serves any number of parameter lists
@@ -10,7 +12,7 @@ and divided by the number of processes. One Reducer serves any number of paramet
 import time
 
 from .. import autograd
-from ..backend import get_array_module
+from ..backend import get_array_module, is_cupy_array
 from ..tensor import Tensor
 from . import comm
 
@@ -37,18 +39,26 @@ class _Buckets:
             self.buckets.append((flat, group))
 
 
-class Reducer:
-    """reducer(loss, params): like trainer.set_grads, p.grad = d loss / d p, averaged over processes."""
+CPU_BUCKET_MB = 1.0
+GPU_BUCKET_MB = 25.0
 
-    def __init__(self, bucket_mb=25.0):
-        self.bucket_bytes = int(bucket_mb * 2 ** 20)
+
+class Reducer:
+    """reducer(loss, params): like trainer.set_grads, p.grad = d loss / d p, averaged over processes.
+    bucket_mb=None: CPU_BUCKET_MB for NumPy parameters, GPU_BUCKET_MB for CuPy ones."""
+
+    def __init__(self, bucket_mb=None):
+        self.bucket_mb = bucket_mb
         self._plans = {}
         self.last = {}                                   # timings of the last call (bench/RESULTS.md)
 
     def _plan(self, params):
         key = tuple(id(p) for p in params)
         if key not in self._plans:
-            self._plans[key] = _Buckets(list(params), self.bucket_bytes)
+            mb = self.bucket_mb
+            if mb is None:
+                mb = GPU_BUCKET_MB if params and is_cupy_array(params[0].array) else CPU_BUCKET_MB
+            self._plans[key] = _Buckets(list(params), int(mb * 2 ** 20))
         return self._plans[key]
 
     def __call__(self, loss, params):
@@ -66,7 +76,7 @@ class Reducer:
                 part[...] = g.array.reshape(-1)
             missing[b] -= 1
             if missing[b] == 0:
-                pending[b] = comm.start_all_reduce(flat)
+                pending[b] = comm.start_all_reduce(flat, out=flat)   # summed in place
             for started in pending:
                 if started is not None:
                     started.poke()
@@ -76,9 +86,11 @@ class Reducer:
         autograd.run_backward([loss], grads, list(params), on_ready=ready)
         t1 = time.perf_counter()
         n = comm.world_size()
-        for b, (flat, group) in enumerate(plan.buckets):
-            total = pending[b].wait()
+        totals = [started.wait() for started in pending]
+        t2 = time.perf_counter()
+        for total, (flat, group) in zip(totals, plan.buckets):
             for p in group:
                 _, offset = plan.where[id(p)]
                 p.grad = Tensor((total[offset:offset + p.array.size] / total.dtype.type(n)).reshape(p.shape))
-        self.last = {'backward_s': t1 - t0, 'wait_s': time.perf_counter() - t1, 'buckets': len(plan.buckets)}
+        self.last = {'backward_s': t1 - t0, 'wait_s': t2 - t1, 'buckets': len(plan.buckets),
+                     'backward_end': t1, 'reduced': t2}     # perf_counter: one clock for all processes of a machine

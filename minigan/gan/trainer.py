@@ -14,7 +14,9 @@ A conditional GAN (num_classes set) passes labels along: real batches come with 
 labels from the data, fake batches with labels drawn uniformly over the classes, and both
 networks take them: G(z, y), D(x, y). In a WGAN critic step the fakes take the real batch's
 labels instead, so that the penalty's x̂ = x + α (G(z, y) - x) mixes two images of one class
-y and the critic judges it as that class.
+y and the critic judges it as that class. With an AC-GAN discriminator, `judge` also returns
+the cross-entropy of its class head: the discriminator adds it for real and fake batches,
+the generator for its fakes (Odena et al.); the WGAN-GP penalty is taken on the logit alone.
 
 Before each optimiser step the loss is checked: a NaN or Inf raises
 `NonFiniteLoss` before any weight has been changed by it.
@@ -24,8 +26,10 @@ import math
 import numpy as np
 
 from .. import autograd
+from .. import functional as F
 from .. import random as mgr
 from ..autograd import no_grad
+from ..models.conditional import ACGANDiscriminator
 from . import losses
 
 ALGORITHMS = ('dcgan', 'ralsgan', 'wgan', 'wgan-gp')
@@ -58,6 +62,14 @@ def set_grads(loss, params):
     grads = autograd.grad([loss], params, allow_unused=True)
     for p, g in zip(params, grads):
         p.grad = g
+
+
+def _plus(loss, *terms):
+    """loss + every term that is not None (an AC-GAN's class losses; None for other discriminators)."""
+    for t in terms:
+        if t is not None:
+            loss = loss + t
+    return loss
 
 
 def wgan_critic_iters(gen_iterations, n_critic=5, warmup=100):
@@ -102,6 +114,13 @@ class GANTrainer:
     def critic(self, x, labels=None):
         return (self.D(x) if labels is None else self.D(x, labels)).reshape(-1)
 
+    def judge(self, x, labels=None):
+        """(D's outputs (B,), the class cross-entropy of an AC-GAN discriminator on `labels` or None)."""
+        if labels is not None and isinstance(self.D, ACGANDiscriminator):
+            logits, class_logits = self.D.classify(x)
+            return logits.reshape(-1), F.cross_entropy(class_logits, labels)
+        return self.critic(x, labels), None
+
     def _real(self, batch):
         """(images, labels) of a real batch; labels only for a conditional GAN."""
         images, labels = batch
@@ -134,14 +153,14 @@ class GANTrainer:
         z = self.noise(real.shape[0], real)
         y_fake = self.fake_labels(real.shape[0], real)
         fake = self.generate(z, y_fake)
-        d_real = self.critic(real, y_real)
-        d_fake = self.critic(fake.detach(), y_fake)
-        loss_d = losses.dcgan_d_loss(d_real, d_fake)
+        d_real, class_real = self.judge(real, y_real)
+        d_fake, class_fake = self.judge(fake.detach(), y_fake)
+        loss_d = _plus(losses.dcgan_d_loss(d_real, d_fake), class_real, class_fake)
         out = {'loss_d': _checked('loss_d', loss_d), 'd_x': _mean_sigmoid(d_real),
                'd_g_z1': _mean_sigmoid(d_fake)}
         self._update(loss_d, self.d_params, self.opt_d)
-        d_fake = self.critic(fake, y_fake)             # D after its step, on the same fakes
-        loss_g = losses.dcgan_g_loss(d_fake)
+        d_fake, class_fake = self.judge(fake, y_fake)  # D after its step, on the same fakes
+        loss_g = _plus(losses.dcgan_g_loss(d_fake), class_fake)
         out['loss_g'] = _checked('loss_g', loss_g)
         out['d_g_z2'] = _mean_sigmoid(d_fake)
         self._update(loss_g, self.g_params, self.opt_g)
@@ -153,9 +172,9 @@ class GANTrainer:
         z = self.noise(real.shape[0], real)
         y_fake = self.fake_labels(real.shape[0], real)
         fake = self.generate(z, y_fake)
-        c_real = self.critic(real, y_real)
-        c_fake = self.critic(fake.detach(), y_fake)
-        loss_d = losses.ralsgan_d_loss(c_real, c_fake)
+        c_real, class_real = self.judge(real, y_real)
+        c_fake, class_fake = self.judge(fake.detach(), y_fake)
+        loss_d = _plus(losses.ralsgan_d_loss(c_real, c_fake), class_real, class_fake)
         out = {'loss_d': _checked('loss_d', loss_d),
                'c_real': _scalar(c_real.mean()), 'c_fake': _scalar(c_fake.mean())}
         self._update(loss_d, self.d_params, self.opt_d)
@@ -164,7 +183,8 @@ class GANTrainer:
         y_fake2 = self.fake_labels(real2.shape[0], real2)
         fake2 = self.generate(z2, y_fake2)
         c_real2 = self.critic(real2, y_real2).detach()   # G's gradient does not flow through C(x_r)
-        loss_g = losses.ralsgan_g_loss(c_real2, self.critic(fake2, y_fake2))
+        c_fake2, class_fake2 = self.judge(fake2, y_fake2)
+        loss_g = _plus(losses.ralsgan_g_loss(c_real2, c_fake2), class_fake2)
         out['loss_g'] = _checked('loss_g', loss_g)
         self._update(loss_g, self.g_params, self.opt_g)
         out['real_images'] = real.shape[0] + real2.shape[0]
@@ -179,9 +199,10 @@ class GANTrainer:
             real, y = self._real(source.next())         # the fakes take the real batch's classes
             with no_grad():
                 fake = self.generate(self.noise(real.shape[0], real), y)
-            c_real, c_fake = self.critic(real, y), self.critic(fake, y)
+            (c_real, class_real), (c_fake, class_fake) = self.judge(real, y), self.judge(fake, y)
             loss_d = losses.wgan_d_loss(c_real, c_fake)
             sums['wasserstein'] += -_scalar(loss_d)
+            loss_d = _plus(loss_d, class_real, class_fake)
             if penalty:
                 critic = self.D if y is None else (lambda x: self.D(x, y))
                 gp = losses.gradient_penalty(critic, real, fake, weight=self.gp_weight)
@@ -203,7 +224,8 @@ class GANTrainer:
     def _generator_step(self, batch, like):
         z = self.noise(batch, like)
         y = self.fake_labels(batch, like)
-        loss_g = losses.wgan_g_loss(self.critic(self.generate(z, y), y))
+        c_fake, class_fake = self.judge(self.generate(z, y), y)
+        loss_g = _plus(losses.wgan_g_loss(c_fake), class_fake)
         v = _checked('loss_g', loss_g)
         self._update(loss_g, self.g_params, self.opt_g)
         return v

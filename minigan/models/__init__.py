@@ -5,5 +5,5 @@ from .dcgan import (Generator32, Discriminator32, Generator64, Discriminator64, 
 from .classifier import Classifier32  # noqa: F401
 from .build import (build_classifier, build_discriminator, build_generator, build_sr_discriminator,  # noqa: F401
                     build_upscaler)
-from .conditional import ConditionalGenerator, ProjectionDiscriminator  # noqa: F401
+from .conditional import ACGANDiscriminator, ConditionalGenerator, ProjectionDiscriminator  # noqa: F401
 from .srresnet import SRResNet, SRDiscriminator  # noqa: F401

@@ -4,13 +4,13 @@
     D = build_discriminator(cfg, nc=3)        # the WGAN-GP critic (no batch norm) when cfg['model'] == 'wgan-gp'
     net = build_classifier(cfg, nc=3, n_classes=10)
 
-With cfg['conditional'] the GAN networks take the class too (conditional.py), given
-num_classes, the number of classes of the run's data.
+With cfg['conditional'] the GAN networks take the class too (conditional.py; cfg['cond_d'] picks
+the projection or the AC-GAN discriminator), given num_classes, the number of classes of the run's data.
 
 Building a network draws its initial weights from minigan's random state.
 """
 from .classifier import Classifier32
-from .conditional import ConditionalGenerator, ProjectionDiscriminator
+from .conditional import ACGANDiscriminator, ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import Discriminator32, Discriminator64, Generator32, Generator64
 from .srresnet import SRDiscriminator, SRResNet
 
@@ -26,7 +26,8 @@ def build_generator(cfg, nc, num_classes=None):
 def build_discriminator(cfg, nc, num_classes=None):
     """DCGAN-32 or DCGAN-64 discriminator; without batch norm for WGAN-GP, whose penalty is per example."""
     if cfg.get('conditional'):
-        return ProjectionDiscriminator(num_classes, nc=nc, ndf=cfg['ndf'], image_size=cfg['image_size'],
+        cls = ACGANDiscriminator if cfg.get('cond_d') == 'acgan' else ProjectionDiscriminator
+        return cls(num_classes, nc=nc, ndf=cfg['ndf'], image_size=cfg['image_size'],
                                        batch_norm=cfg['model'] != 'wgan-gp')
     cls = Discriminator32 if cfg['image_size'] == 32 else Discriminator64
     return cls(nc=nc, ndf=cfg['ndf'], batch_norm=cfg['model'] != 'wgan-gp')

@@ -5,12 +5,17 @@ only its input grows from nz to nz + embed_dim channels; with tens of classes th
 and it keeps BatchNorm's running statistics shared by all classes (class-conditional
 BatchNorm would need a table of gammas and betas per layer, more code for the same job here).
 
-Discriminator: a projection discriminator (Miyato and Koyama, 2018):
+Discriminator, two kinds (train --cond-d):
+- projection (the default; Miyato and Koyama, 2018):
     D(x, y) = psi(phi(x)) + <embed(y), sum over pixels of phi(x)>
-phi is the DCGAN discriminator up to its last conv, psi that last conv. The class enters as one
-inner product, so the output stays one logit per example: the DCGAN, RaLSGAN and WGAN losses
-apply unchanged, and the WGAN-GP penalty stays per example (with its double backprop), which an
-auxiliary classifier (AC-GAN) head with its own cross-entropy would not keep as simply.
+  phi is the DCGAN discriminator up to its last conv, psi that last conv. The class enters as one
+  inner product, so the output stays one logit per example: the DCGAN, RaLSGAN and WGAN losses
+  apply unchanged, and the WGAN-GP penalty stays per example with its double backprop.
+- acgan (Odena et al., 2017): D(x) is the unconditional logit, and a second head on phi(x)
+  classifies the image; both players also minimise its cross-entropy on the classes the fakes
+  were drawn for (the discriminator on real images too). The penalty is taken on the logit alone.
+The projection discriminator is the default because it was measured better here
+(bench/RESULTS.md, "Conditional GANs") and asks nothing of the losses.
 """
 from .. import functional as F
 from .. import nn
@@ -68,6 +73,36 @@ class ProjectionDiscriminator(nn.Module):
         h = self.features(x)
         projection = (self.embed(labels).to(dtype=h.dtype) * h.sum(axis=(2, 3))).sum(axis=1)
         return self.head(h) + projection.reshape(-1, 1, 1, 1)
+
+
+class ACGANDiscriminator(nn.Module):
+    """images (B, nc, S, S) -> logits (B, 1, 1, 1); classify(images) -> (logits, class logits (B, K)).
+    forward takes the labels too, like the projection discriminator, and ignores them."""
+
+    def __init__(self, num_classes, nc=3, ndf=64, image_size=32, batch_norm=True, dcgan_init=True):
+        super().__init__()
+        _check_sizes(num_classes=num_classes, nc=nc, ndf=ndf)
+        if image_size not in (32, 64):
+            raise ValueError(f'ACGANDiscriminator judges 32x32 or 64x64 images, not {image_size}')
+        layers = _discriminator_layers(nc, ndf, 3 if image_size == 32 else 4, batch_norm)
+        self.num_classes, self.nc, self.image_size = num_classes, nc, image_size
+        self.features = nn.Sequential(*layers[:-1])                  # phi
+        self.head = layers[-1]                                       # real or fake
+        self.classes = nn.Conv2d(self.head.in_channels, num_classes, 4, 1, 0)   # which class
+        if dcgan_init:
+            self.apply(weights_init)
+
+    def classify(self, x):
+        s = self.image_size
+        if x.ndim != 4 or x.shape[1:] != (self.nc, s, s):
+            raise ValueError(f'ACGANDiscriminator takes images of shape (B, {self.nc}, {s}, {s}), got {x.shape}')
+        h = self.features(x)
+        return self.head(h), self.classes(h).reshape(x.shape[0], self.num_classes)
+
+    def forward(self, x, labels=None):
+        if labels is not None:
+            _check_labels(labels, x.shape[0], self.num_classes)
+        return self.classify(x)[0]
 
 
 def _check_labels(labels, batch, num_classes):

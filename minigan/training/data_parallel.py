@@ -61,7 +61,7 @@ def make_data_parallel(setup, cfg):
             dist.convert_sync_batchnorm(net)
     for net in nets:
         dist.broadcast_module(net)                 # one set of initial weights, rank 0's
-    setup.trainer.set_grads = dist.Reducer(cfg.get('bucket_mb', 25.0))
+    setup.trainer.set_grads = dist.Reducer(cfg.get('bucket_mb'))
     setup.trainer = AveragedStep(setup.trainer)
     setup.source = ShardedSource(setup.source)
 
