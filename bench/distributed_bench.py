@@ -129,7 +129,7 @@ if __name__ == '__main__':
     ap.add_argument('--repeats', type=int, default=10)
     ap.add_argument('--bucket-mb', type=float, default=None, help='default: the Reducer\'s (1 MB on the CPU)')
     ap.add_argument('--width', type=int, default=64, help='dcgan32: ngf = ndf (64 is the workload\'s)')
-    ap.add_argument('-w', '--workload', action='append', choices=['dcgan32_b64', 'classifier32_b128'])
+    ap.add_argument('-w', '--workload', action='append', choices=['dcgan32_b64', 'classifier32_b128', 'dcgan32_b32', 'classifier32_b64'])
     args = ap.parse_args()
     dist.init()
     mg.set_num_threads(args.threads)
