@@ -86,3 +86,18 @@ def test_a_process_that_dies_stops_the_others_within_the_timeout(tmp_path):
             extra=['-disable-auto-cleanup'])
     assert r.returncode != 0 and time.monotonic() - t < 30
     assert 'did not finish within 3 s on rank 0: another process died or is stuck' in r.stderr
+
+
+def test_default_buckets_hold_about_a_megabyte_last_layer_first():
+    """Reducer() packs NumPy gradients, last parameter first, into buckets closed before they pass
+    1 MB (reducer.CPU_BUCKET_MB, measured in bench/RESULTS.md); bucket_mb overrides it."""
+    import minigan as mg
+    from minigan.distributed import reducer
+    sizes = [100_000, 150_000, 50_000, 300_000, 10]              # float32: 0.4, 0.6, 0.2, 1.2 MB, 40 B
+    params = [mg.zeros(n, requires_grad=True) for n in sizes]
+    plan = reducer.Reducer()._plan(params)
+    groups = [[p.array.size for p in group] for _, group in plan.buckets]
+    assert reducer.CPU_BUCKET_MB == 1.0
+    assert groups == [[10], [300_000], [50_000, 150_000], [100_000]]    # a larger one stands alone
+    assert [flat.size for flat, _ in plan.buckets] == [10, 300_000, 200_000, 100_000]
+    assert len(reducer.Reducer(bucket_mb=25)._plan(params).buckets) == 1
