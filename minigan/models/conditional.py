@@ -4,6 +4,9 @@ Generator: a learned class embedding joined to z. The DCGAN generator stays as i
 only its input grows from nz to nz + embed_dim channels; with tens of classes this is enough,
 and it keeps BatchNorm's running statistics shared by all classes (class-conditional
 BatchNorm would need a table of gammas and betas per layer, more code for the same job here).
+The class vectors start small, N(0, 0.1^2) per entry against z's N(0, 1): drawn like z, the
+class carried as much of the input as the noise, and G learned to ignore z, drawing one image
+per class within 100 steps (bench/RESULTS.md, "Conditional GANs").
 
 Discriminator, two kinds (train --cond-d):
 - projection (the default; Miyato and Koyama, 2018):
@@ -22,6 +25,9 @@ from .. import nn
 from .dcgan import _discriminator_layers, _generator_layers, _check_sizes, weights_init
 
 
+EMBED_STD = 0.1        # the generator's class vectors at the start, next to z ~ N(0, 1)
+
+
 class ConditionalGenerator(nn.Module):
     """z (B, nz[, 1, 1]) and labels (B,) int64 -> images (B, nc, S, S), S = 32 or 64."""
 
@@ -36,6 +42,7 @@ class ConditionalGenerator(nn.Module):
         self.net = nn.Sequential(*_generator_layers(nz + embed_dim, ngf, nc, 3 if image_size == 32 else 4))
         if dcgan_init:
             self.net.apply(weights_init)
+            nn.init.normal_(self.embed.weight, 0.0, EMBED_STD)
 
     def forward(self, z, labels):
         if z.ndim == 4:
