@@ -107,8 +107,8 @@ def _main(a):
     if a.n < 2:
         raise EvaluateError('--n must be at least 2')
     t0 = time.perf_counter()
-    train_x, test_x, test_y, classes, note = real_splits(cfg, a.data_dir)
-    ev_dir = a.classifier or get_evaluator(cfg, len(train_x), a.cache_dir, a.evaluator_epochs, device,
+    train_x, test_x, test_y, classes, note, n_evaluator = real_splits(cfg, a.data_dir)
+    ev_dir = a.classifier or get_evaluator(cfg, n_evaluator, a.cache_dir, a.evaluator_epochs, device,
                                            a.data_dir)
     evaluator = load_evaluator(ev_dir, len(classes), device)
     print(f'evaluator: {ev_dir} (test accuracy {evaluator_accuracy(ev_dir)}); real data: {note}')

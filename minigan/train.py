@@ -248,7 +248,7 @@ def _feature_classifier(cfg, setup):
     if cfg['model'] != 'sr' or not cfg['adversarial'] or cfg.get('feature_classifier'):
         return
     full = dict(cfg, dataset=setup.dataset_info)
-    n_train = len(real_splits(full, cfg['data_dir'])[0])
+    n_train = real_splits(full, cfg['data_dir']).n_evaluator
     cfg['feature_classifier'] = os.path.abspath(
         get_evaluator(full, n_train, device=setup.device, root=cfg['data_dir'],
                       say=lambda msg: print(msg, flush=True)))

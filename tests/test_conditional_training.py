@@ -224,3 +224,20 @@ def test_conditional_on_chars74k(tmp_path, capsys):
                                 '--out', str(tmp_path / f'{klass}.png')]) == 0
     assert sample_mod.main([str(out), '--class', 'AA', '--device', 'cpu']) == 2
     assert "unknown class 'AA'" in capsys.readouterr().err
+
+
+def test_a_folder_without_a_test_split_holds_out_images_of_every_class(tmp_path):
+    """A folder lists its images class by class: the held-out test images are every 5th image, so
+    each class has some, and the evaluator trains on all the images (seed 0, 3 classes x 10)."""
+    from minigan.evaluation import real_splits
+    root = tmp_path / 'shapes'
+    rng = np.random.default_rng(0)
+    for name in ('circle', 'square', 'star'):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / name / f'{i}.png')
+    cfg = {'data': str(root), 'data_dir': None, 'image_size': 32, 'dataset': {'image_shape': [3, 32, 32]}}
+    split = real_splits(cfg)
+    assert sorted(np.bincount(split.test_y).tolist()) == [2, 2, 2]        # every class held out alike
+    assert len(split.train_x) == 24 and len(split.test_x) == 6 and split.n_evaluator == 30
+    assert 'every 5th' in split.note

@@ -9,6 +9,7 @@ kept in a cache folder keyed by the dataset, image size, image count and epochs.
 import hashlib
 import json
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,24 +26,45 @@ class EvaluateError(UsageError):
 
 
 # ---- the real data the metrics compare with ----------------------------------------------------
-def real_splits(cfg, root=None, holdout=0.2):
-    """(train images, test images, test labels, classes, note) for the metrics and the evaluator.
+class RealSplits(NamedTuple):
+    """The real images the metrics compare with; the evaluator trains on the first n_evaluator
+    training images of the dataset."""
+    train_x: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    classes: list
+    note: str
+    n_evaluator: int
 
-    When the dataset has no test split (the SVHN sample holds train images only), the last
-    `holdout` fraction of the run's training images is held out as the test split, and the
-    evaluator is trained on the rest.
+
+HOLDOUT_EVERY = 5      # without a test split, every 5th training image is held out as one
+
+
+def real_splits(cfg, root=None):
+    """RealSplits(train images, test images, test labels, classes, note, n_evaluator).
+
+    When the dataset has no test split (the SVHN sample, a folder without test/), every
+    HOLDOUT_EVERY-th training image (the 5th, 10th, ...) is held out as the test split: taken
+    across the whole set, not from its end, because a folder lists its images class by class
+    and its last fifth would hold only the last classes. The evaluator, which trains on the
+    first n images of a dataset, then trains on all of them (it has seen the held-out ones).
     """
     train_x, train_y, classes = load_run_data_cfg(cfg, 'train', root)
     try:
         test_x, test_y, _ = load_run_data_cfg(cfg, 'test', root)
-        note = 'test split'
+        note, n_evaluator = 'test split', len(train_x)
     except Exception:
-        k = max(2, int(round(len(train_x) * holdout)))
-        train_x, train_y, test_x, test_y = train_x[:-k], train_y[:-k], train_x[-k:], train_y[-k:]
-        note = f'no test split: the last {k} training images held out as the test split'
+        held = np.arange(len(train_x)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+        if held.sum() < 2 or (~held).sum() < 2:
+            raise EvaluateError(f'{cfg["data"]} has {len(train_x)} images and no test split: too few to hold '
+                                f'out every {HOLDOUT_EVERY}th image as test images')
+        n_evaluator = len(train_x)
+        train_x, train_y, test_x, test_y = train_x[~held], train_y[~held], train_x[held], train_y[held]
+        note = (f'no test split: every {HOLDOUT_EVERY}th training image ({len(test_x)}) held out as the test '
+                'split; the evaluator trained on all of them')
     if np.asarray(test_y).ndim != 1:
         raise EvaluateError('the GAN metrics need one class per image; this dataset is multi-label')
-    return train_x, test_x, np.asarray(test_y, np.int64), classes, note
+    return RealSplits(train_x, test_x, np.asarray(test_y, np.int64), classes, note, n_evaluator)
 
 
 def subsample(images, labels, n, seed=0):
@@ -139,9 +161,9 @@ class TrainingEvaluator:
 
     def __init__(self, cfg, n=2000, device='cpu', classifier=None, cache_dir=None, evaluator_epochs=5,
                  root=None, batch_size=500, seed=0, say=print):
-        train_x, test_x, test_y, self.classes, self.note = real_splits(cfg, root)
+        train_x, test_x, test_y, self.classes, self.note, n_evaluator = real_splits(cfg, root)
         test_x, test_y = subsample(test_x, test_y, n, seed)        # as many real test images as samples
-        self.evaluator_dir = classifier or get_evaluator(cfg, len(train_x), cache_dir, evaluator_epochs,
+        self.evaluator_dir = classifier or get_evaluator(cfg, n_evaluator, cache_dir, evaluator_epochs,
                                                          device, root, say=say)
         self.evaluator = load_evaluator(self.evaluator_dir, len(self.classes), device)
         self.n, self.seed, self.batch_size = int(n), seed, batch_size
