@@ -2,13 +2,13 @@
 
 The parameters are packed, last layer first, into buckets of about `bucket_mb` megabytes
 (the backward pass produces the last layers' gradients first): by default 1 MB for NumPy
-arrays over MPI, where a shared-memory all-reduce is at its best from 256 kB to 4 MB and small
-buckets let more of it overlap backward (measured: bench/RESULTS.md), and 25 MB for CuPy
-arrays over NCCL (PyTorch's choice; not yet measured here). As soon as the last gradient of a bucket is ready, the bucket's all-reduce
-starts (non-blocking MPI, or NCCL on a GPU) while the backward pass goes on into the earlier
-layers; after it, each bucket is waited for and divided by the number of processes. One
-Reducer serves any number of parameter lists (a GAN's generator and discriminator each get
-their own buckets).
+arrays over MPI, where a shared-memory all-reduce is at its best from 256 kB to 4 MB and
+small buckets let more of it overlap backward (measured: bench/RESULTS.md), and 25 MB for
+CuPy arrays over NCCL (PyTorch's choice; not yet measured here). As soon as the last gradient
+of a bucket is ready, the bucket's all-reduce starts (non-blocking MPI, or NCCL on a GPU)
+while the backward pass goes on into the earlier layers; after it, each bucket is waited for
+and divided by the number of processes. One Reducer serves any number of parameter lists
+(a GAN's generator and discriminator each get their own buckets).
 """
 import time
 
