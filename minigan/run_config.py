@@ -38,8 +38,8 @@ DEFAULTS = {
     'ndf': None, 'n_critic': 5, 'clip': 0.01, 'gp_weight': 10.0,
     'distributed': False, 'sync_bn': False, 'bucket_mb': None,
     'restart': False, 'allow_changed_data': False,
-    'conditional': False, 'cond_d': 'projection', 'scale': 2, 'adversarial': False, 'content_loss': 'l1', 'sr_channels': 32,
-    'sr_blocks': 4, 'feature_weight': 0.006, 'adversarial_weight': 1e-3, 'feature_classifier': None,
+    'conditional': False, 'cond_d': 'projection', 'scale': 2, 'adversarial': False, 'content_loss': 'l1',
+    'sr_channels': 32, 'sr_blocks': 4, 'feature_weight': 0.006, 'adversarial_weight': 1e-3, 'feature_classifier': None,
 }
 COND_D = ('projection', 'acgan')       # the conditional discriminators (models/conditional.py)
 # flags about this invocation, not settings of the run (never in config.json)

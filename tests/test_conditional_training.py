@@ -21,6 +21,7 @@ from minigan.gan import losses
 from minigan.gan.sampling import row_labels
 from minigan.models import ProjectionDiscriminator
 from test_data_common import shared_data
+from test_data_formats import write_cifar, write_mnist, write_svhn
 
 
 @pytest.fixture(scope='module')
@@ -208,6 +209,27 @@ def test_conditional_on_a_folder_dataset_and_sampling_a_class_by_name(tmp_path):
     assert sample_mod.main([str(out), '--class', 'square', '--n', '4', '--device', 'cpu',
                             '--out', str(tmp_path / 's.png')]) == 0
     assert sample_mod.main([str(out), '--class', 'dog', '--device', 'cpu']) == 2
+
+
+@pytest.mark.filterwarnings('ignore::minigan.data.DatasetWarning')      # not the official files
+@pytest.mark.parametrize('name,write,klass', [
+    ('mnist', lambda root: write_mnist(root / 'mnist', 'train', n=24), '7'),
+    ('svhn', lambda root: write_svhn(root / 'svhn' / 'train_32x32.mat', n=24), '0'),
+    ('cifar10', lambda root: write_cifar(root / 'cifar10' / 'cifar-10-python.tar.gz', n_per_batch=5), 'cat')])
+def test_conditional_on_the_official_archives(name, write, klass, tmp_path):
+    """MNIST idx, SVHN .mat and CIFAR-10 pickles, written in their official layouts (random pixels):
+    a conditional run learns their 10 classes and draws one by name."""
+    write(tmp_path)
+    out = tmp_path / 'run'
+    assert train_mod.main(tiny(str(tmp_path), out, '--max-steps', '2', data=name)) == 0
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['conditional'] is True and cfg['dataset']['classes'] == 10
+    st = checkpoint.load(checkpoint.latest_path(str(out)))
+    assert st['G']['embed.weight'].shape[0] == 10 and st['D']['embed.weight'].shape[0] == 10
+    picture = tmp_path / 'k.png'
+    assert sample_mod.main([str(out), '--class', klass, '--n', '4', '--scale', '1', '--device', 'cpu',
+                            '--out', str(picture)]) == 0
+    assert Image.open(picture).size == (4 * 34 + 2, 34 + 2)     # one row of four 32x32 images
 
 
 def test_conditional_on_chars74k(tmp_path, capsys):

@@ -28,7 +28,7 @@ def build_discriminator(cfg, nc, num_classes=None):
     if cfg.get('conditional'):
         cls = ACGANDiscriminator if cfg.get('cond_d') == 'acgan' else ProjectionDiscriminator
         return cls(num_classes, nc=nc, ndf=cfg['ndf'], image_size=cfg['image_size'],
-                                       batch_norm=cfg['model'] != 'wgan-gp')
+                   batch_norm=cfg['model'] != 'wgan-gp')
     cls = Discriminator32 if cfg['image_size'] == 32 else Discriminator64
     return cls(nc=nc, ndf=cfg['ndf'], batch_norm=cfg['model'] != 'wgan-gp')
 
